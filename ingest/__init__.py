@@ -1,0 +1,1 @@
+"""Ingest: provider webhooks in, canonical events to the Kafka event log out."""

@@ -1,0 +1,167 @@
+"""The canonical webhook format (SPEC section 4): validation and mapping to log records.
+
+Body: one event object or a JSON array of them, camelCase like the read API. Errors name
+each bad field with a JSON-pointer-like path (``[2].provider.code``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from ingest.errors import InvalidBody
+from ingest.segments import segment_count
+from schemas.events import EventRecord, ProviderInfo, Reference, SmsInfo, derive_event_id
+from schemas.phone import PhoneNumberError, normalize_e164
+from schemas.problems import FieldError
+from schemas.status import Channel, Status
+from schemas.timefmt import TimestampError, parse_iso_ms
+
+MAX_TEXT = 10_000
+
+
+class CanonicalEvent(BaseModel):
+    """One event as senders post it; ``text`` is used for the segment count, then dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    eventId: uuid.UUID | None = None  # noqa: N815 - wire name
+    messageId: uuid.UUID | None = None  # noqa: N815 - wire name
+    status: Status
+    occurredAt: str  # noqa: N815 - wire name
+    channel: Channel | None = None
+    phoneNumber: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None  # noqa: N815 - wire name
+    reference: Reference | None = None
+    sms: SmsInfo | None = None
+    text: Annotated[str, Field(max_length=MAX_TEXT)] | None = None
+    provider: ProviderInfo
+
+    @field_validator("occurredAt")
+    @classmethod
+    def _iso(cls, value: str) -> str:
+        try:
+            parse_iso_ms(value)
+        except TimestampError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("phoneNumber")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return normalize_e164(value)
+        except PhoneNumberError as exc:
+            raise ValueError(str(exc)) from None
+
+
+def _field_errors(exc: ValidationError, prefix: str) -> list[FieldError]:
+    out = []
+    for err in exc.errors(include_url=False):
+        path = prefix
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        out.append(FieldError(path or "body", err["msg"]))
+    return out
+
+
+def _required(event: CanonicalEvent) -> list[tuple[str, str]]:
+    """Rules beyond the field types (SPEC sections 2 and 4)."""
+    missing: list[tuple[str, str]] = []
+    if event.status is Status.PROVIDER_ACCEPTANCE:
+        for name, value in (
+            ("messageId", event.messageId),
+            ("channel", event.channel),
+            ("phoneNumber", event.phoneNumber),
+            ("provider.name", event.provider.name),
+            ("provider.id", event.provider.id),
+        ):
+            if value is None:
+                missing.append((name, "required on a PROVIDER_ACCEPTANCE event"))
+        if event.channel is Channel.SMS and event.sms is None and event.text is None:
+            missing.append(("sms.segments", "an SMS acceptance needs sms.segments or text"))
+    elif event.messageId is None and (event.provider.name is None or event.provider.id is None):
+        missing.append(
+            ("messageId", "required unless provider.name and provider.id name the message")
+        )
+    if event.status is Status.READ and event.channel is Channel.SMS:
+        missing.append(("status", "READ is for RCS messages only"))
+    for name, value in (
+        ("provider.status", event.provider.status),
+        ("provider.code", event.provider.code),
+    ):
+        if value is None:
+            missing.append((name, "required"))
+    return missing
+
+
+def to_record(event: CanonicalEvent, received_ms: int, source: str = "canonical") -> EventRecord:
+    """Map a validated canonical event to the log record; derive ``eventId`` when absent."""
+    sms = event.sms
+    if sms is None and event.channel is Channel.SMS and event.text is not None:
+        sms = SmsInfo(segments=max(1, segment_count(event.text)))
+    content: dict[str, Any] = {
+        "messageId": str(event.messageId) if event.messageId else None,
+        "status": event.status.value,
+        "occurredAt": parse_iso_ms(event.occurredAt),
+        "channel": event.channel.value if event.channel else None,
+        "phoneNumber": event.phoneNumber,
+        "reference": event.reference.model_dump(exclude_none=True) if event.reference else None,
+        "sms": sms.model_dump() if sms else None,
+        "provider": event.provider.model_dump(exclude_none=True),
+    }
+    event_id = str(event.eventId) if event.eventId else derive_event_id(content)
+    return EventRecord.model_validate(
+        {**content, "eventId": event_id, "receivedAt": received_ms, "source": source}
+    )
+
+
+def parse_body(body: bytes, max_events: int) -> list[EventRecord]:
+    """Parse and validate a canonical webhook body into log records.
+
+    Raises :class:`InvalidBody` naming every bad field (all events are checked, so the
+    sender sees every problem of a batch at once); nothing of a bad batch is published.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidBody([FieldError("body", f"not valid JSON: {exc}")]) from None
+    batch = isinstance(data, list)
+    items = data if batch else [data]
+    if not items:
+        raise InvalidBody([FieldError("body", "an empty array holds no event")])
+    if len(items) > max_events:
+        raise InvalidBody([FieldError("body", f"at most {max_events} events per request")])
+    received_ms = int(time.time() * 1000)
+    errors: list[FieldError] = []
+    records: list[EventRecord] = []
+    for index, item in enumerate(items):
+        prefix = f"[{index}]" if batch else ""
+        if not isinstance(item, dict):
+            errors.append(FieldError(prefix or "body", "an event is a JSON object"))
+            continue
+        try:
+            event = CanonicalEvent.model_validate(item)
+        except ValidationError as exc:
+            errors.extend(_field_errors(exc, prefix))
+            continue
+        problems = _required(event)
+        if problems:
+            errors.extend(FieldError(f"{prefix}.{n}" if prefix else n, m) for n, m in problems)
+            continue
+        records.append(to_record(event, received_ms))
+    if errors:
+        raise InvalidBody(errors)
+    return records

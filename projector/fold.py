@@ -1,0 +1,146 @@
+"""The status fold of SPEC section 2 as a pure function: no I/O, no clock.
+
+The projection of a message is a function of the SET of its events: any order of arrival,
+any number of duplicates and any replay give the same state and the same document. That is
+what makes at-least-once delivery from Kafka and replays harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from schemas.documents import MessageView
+from schemas.events import EventRecord
+from schemas.status import RANK, TIE_ORDER, Status
+from schemas.stored import Acceptance, HistoryEntry, MessageState
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The outcome of :func:`apply`: the new state and the entries the fold refused.
+
+    ``refused`` holds READ entries of an SMS message (READ is RCS only, SPEC section 2); the
+    projector dead-letters them. They are refused whichever arrives first, READ or acceptance,
+    and stay in the state unseen, so that the result never depends on arrival order.
+    """
+
+    state: MessageState
+    refused: tuple[HistoryEntry, ...]
+
+
+def entry_of(event: EventRecord) -> HistoryEntry:
+    """The history entry an event contributes (its status, instant and provider words)."""
+    return HistoryEntry(
+        status=event.status,
+        occurred_ms=event.occurred_ms,
+        provider_status=event.provider.status,
+        provider_code=event.provider.code,
+        provider_message=event.provider.message,
+    )
+
+
+def acceptance_of(event: EventRecord) -> Acceptance:
+    """The message identity a PROVIDER_ACCEPTANCE event carries.
+
+    Raises ``ValueError`` for any other status (the event model guarantees the fields).
+    """
+    if event.status is not Status.PROVIDER_ACCEPTANCE or event.channel is None:
+        raise ValueError("not an acceptance event")
+    ref = event.reference
+    return Acceptance(
+        event_id=event.event_id,
+        occurred_ms=event.occurred_ms,
+        channel=event.channel,
+        phone=event.phone_number or "",
+        reference=(ref.service, ref.action, ref.key) if ref is not None else None,
+        segments=event.sms.segments if event.sms is not None else None,
+        provider_name=event.provider.name or "",
+        provider_id=event.provider.id,
+    )
+
+
+def empty_state(first_seen_ms: int) -> MessageState:
+    """The state of a message the projection has not seen yet."""
+    return MessageState(acceptance=None, entries=(), first_seen_ms=first_seen_ms)
+
+
+def apply(state: MessageState, event: EventRecord) -> Applied:
+    """Add one event to a message's state.
+
+    The winning acceptance is the earliest by ``occurredAt``, then by event id; history keeps
+    each distinct entry once; ``first_seen_ms`` is the minimum receive time. All three are
+    commutative and idempotent, so the result does not depend on order or repeats.
+    """
+    acceptance = state.acceptance
+    if event.status is Status.PROVIDER_ACCEPTANCE:
+        candidate = acceptance_of(event)
+        if acceptance is None or candidate.sort_key() < acceptance.sort_key():
+            acceptance = candidate
+    entries = set(state.entries)
+    entries.add(entry_of(event))
+    new_state = MessageState(
+        acceptance=acceptance,
+        entries=tuple(sorted(entries, key=HistoryEntry.sort_key)),
+        first_seen_ms=min(state.first_seen_ms, event.received_ms),
+    )
+    refused: tuple[HistoryEntry, ...] = ()
+    if event.status in (Status.READ, Status.PROVIDER_ACCEPTANCE):
+        # Kept in the state (an earlier RCS acceptance may yet win), but never shown.
+        visible = set(new_state.visible_entries())
+        refused = tuple(e for e in new_state.entries if e not in visible)
+    return Applied(new_state, refused)
+
+
+def holder_key(entry: HistoryEntry) -> tuple[int, int, int, str, str, str]:
+    """Order of precedence: rank, then later ``occurredAt``, then the fixed tie order.
+
+    The maximum under this key holds the current status (SPEC section 2); a late lower-rank
+    event (SENT after DELIVERED) can therefore never move the status back.
+    """
+    return (
+        RANK[entry.status],
+        entry.occurred_ms,
+        TIE_ORDER[entry.status],
+        entry.provider_status or "",
+        entry.provider_code or "",
+        entry.provider_message or "",
+    )
+
+
+def view(message_id: str, state: MessageState) -> MessageView | None:
+    """The read API's view of a message, or None while it has not been accepted.
+
+    ``providerAcceptanceAt`` comes from the winning acceptance, ``statusChangedAt`` and the
+    provider's status, code and message from the entry that holds the current status.
+    """
+    acceptance = state.acceptance
+    entries = state.visible_entries()
+    if acceptance is None or not entries:
+        return None
+    holder = max(entries, key=holder_key)
+    return MessageView(
+        message_id=message_id,
+        accepted_ms=acceptance.occurred_ms,
+        changed_ms=holder.occurred_ms,
+        reference=acceptance.reference,
+        channel=acceptance.channel,
+        status=holder.status,
+        provider_name=acceptance.provider_name,
+        provider_id=acceptance.provider_id,
+        provider_status=holder.provider_status,
+        provider_code=holder.provider_code,
+        provider_message=holder.provider_message,
+        segments=acceptance.segments,
+    )
+
+
+def fold(message_id: str, events: Iterable[EventRecord], first_seen_ms: int) -> Applied:
+    """Apply events one by one from an empty state; refused entries are collected."""
+    state = empty_state(first_seen_ms)
+    refused: set[HistoryEntry] = set()
+    for event in events:
+        result = apply(state, event)
+        state = result.state
+        refused.update(result.refused)
+    return Applied(state, tuple(sorted(refused, key=HistoryEntry.sort_key)))

@@ -1,0 +1,60 @@
+"""Lua scripts of the projection writes; each touches keys of one hash slot only (Cluster safe).
+
+redis-py loads them (SCRIPT LOAD) before each pipeline that uses them, so a server that lost
+its script cache (restart, SCRIPT FLUSH, failover) gets them again instead of NOSCRIPT.
+"""
+
+from __future__ import annotations
+
+COMPARE_AND_SET = """
+-- KEYS[1] message key. ARGV[1] the value we read ('' = absent), ARGV[2] the new value,
+-- ARGV[3] expiry (epoch ms). Writes only if nobody changed the key since we read it.
+local cur = redis.call('GET', KEYS[1])
+if cur == false then
+  if ARGV[1] ~= '' then return 0 end
+elseif cur ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+return 1
+"""
+
+INDEX_ADD = """
+-- KEYS[1] index ZSET. ARGV[1] member (message id), ARGV[2] score (send time, epoch ms),
+-- ARGV[3] expiry of the member's message (epoch ms): the index lives as long as its newest
+-- message. Idempotent: the same member and score give the same set however often it runs.
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+end
+return 1
+"""
+
+PARK = """
+-- KEYS[1] provider map, KEYS[2] parked receipts. ARGV[1] event id, ARGV[2] record JSON,
+-- ARGV[3] expiry (epoch ms). Returns our message id when the provider id is known already;
+-- otherwise parks the receipt until its acceptance arrives and returns nil.
+local id = redis.call('GET', KEYS[1])
+if id then return id end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if redis.call('PEXPIRETIME', KEYS[2]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+end
+return false
+"""
+
+REGISTER = """
+-- KEYS[1] provider map, KEYS[2] parked receipts. ARGV[1] message id, ARGV[2] expiry (epoch ms).
+-- Records which message a provider id belongs to (the first acceptance keeps it) and returns
+-- {mapped message id, event id 1, record 1, ...}: the receipts parked for it. They are removed
+-- by UNPARK only after they were applied, so a crash in between loses nothing.
+local id = redis.call('GET', KEYS[1])
+if not id then
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+  id = ARGV[1]
+end
+if id ~= ARGV[1] then return {id} end
+local out = redis.call('HGETALL', KEYS[2])
+table.insert(out, 1, id)
+return out
+"""

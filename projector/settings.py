@@ -1,0 +1,23 @@
+"""Settings of the projector (``MSGSTATUS_*``), read once at start-up."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from schemas.settings import CommonSettings
+
+
+class ProjectorSettings(CommonSettings):
+    """Projector settings. Durations in seconds unless named ``_ms``.
+
+    ``generation`` pins the projection generation to write; empty means the one the read API
+    serves (``msgstatus:generation``, ``0`` when unset).
+    """
+
+    group_id: str = "msgstatus-projector"
+    batch_max_records: int = Field(default=2000, ge=1, le=100_000)
+    poll_timeout_ms: int = Field(default=200, ge=1)
+    generation: str = ""
+    redis_retry_max_s: float = Field(default=5.0, gt=0)
+    shutdown_timeout_s: float = Field(default=15.0, gt=0)
+    metrics_port: int = Field(default=9108, ge=0, le=65535)

@@ -1,0 +1,300 @@
+"""Applying events to the Redis projection: compare-and-set per message, idempotent indexes.
+
+Per batch: (1) receipts that name their message only by provider id are resolved through the
+provider map, or parked until the acceptance arrives; (2) each message's stored state is read,
+the pure fold (projector.fold) applied, and the result written with a compare-and-set, retried
+on conflict; (3) index entries and provider-map registrations of accepted messages are
+written, idempotently, and parked receipts drained. Every step can run again after a crash
+without changing the outcome, which is what lets offsets be committed only afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from projector import fold, scripts
+from projector.errors import CorruptState, WriteConflict
+from schemas import keys
+from schemas.documents import render_message
+from schemas.events import EventRecord
+from schemas.stored import (
+    Acceptance,
+    HistoryEntry,
+    MessageState,
+    decode_state,
+    join_stored,
+    split_stored,
+)
+
+MAX_CAS_ATTEMPTS = 20
+NEVER_SEEN_MS = 2**47
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An event the projection can never apply, with the reason, for the dead-letter topic."""
+
+    message_id: str
+    reason: str
+    record: EventRecord | None
+    entry: HistoryEntry | None = None
+
+
+@dataclass(slots=True)
+class ApplyReport:
+    """What one batch did: counts for metrics and the refusals to dead-letter."""
+
+    applied: int = 0
+    written: int = 0
+    parked: int = 0
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+def _index_parts(acc: Acceptance) -> list[tuple[str, str]]:
+    """(kind, value) of the index entries an acceptance gives a message: phone, reference key."""
+    parts = [("phone", acc.phone)]
+    if acc.reference is not None and acc.reference[2]:
+        parts.append(("ref", acc.reference[2]))
+    return parts
+
+
+def expiry_ms(state: MessageState, retention_ms: int) -> int:
+    """When a message leaves the projection (epoch ms): max(send, first receipt) + retention."""
+    sent = state.acceptance.occurred_ms if state.acceptance else 0
+    return max(sent, state.first_seen_ms) + retention_ms
+
+
+class ProjectionStore:
+    """The write side of one projection generation in Redis.
+
+    ``redis`` must return bytes (``decode_responses=False``). Times are epoch ms (UTC).
+    Raises redis-py connection errors (retriable by the caller), :class:`WriteConflict` and
+    :class:`CorruptState`.
+    """
+
+    def __init__(self, redis: Redis, generation: str, retention_ms: int) -> None:
+        self.redis = redis
+        self.generation = generation
+        self.retention_ms = retention_ms
+        self._cas = redis.register_script(scripts.COMPARE_AND_SET)
+        self._index = redis.register_script(scripts.INDEX_ADD)
+        self._park = redis.register_script(scripts.PARK)
+        self._register = redis.register_script(scripts.REGISTER)
+
+    def _index_key(self, kind: str, value: str) -> str:
+        if kind == "phone":
+            return keys.phone_index_key(self.generation, value)
+        return keys.reference_index_key(self.generation, value)
+
+    async def apply(self, events: Sequence[EventRecord], now_ms: int | None = None) -> ApplyReport:
+        """Apply a batch of valid events; returns what happened. See the module docstring."""
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        report = ApplyReport()
+        addressed = await self._resolve(events, now, report)
+        await self._apply_addressed(addressed, now, report)
+        return report
+
+    async def _resolve(
+        self, events: Sequence[EventRecord], now: int, report: ApplyReport
+    ) -> list[EventRecord]:
+        """Give each receipt its message id via the provider map, or park it."""
+        direct = [e for e in events if e.message_id is not None]
+        by_provider = [e for e in events if e.message_id is None]
+        if not by_provider:
+            return direct
+        g = self.generation
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in by_provider:
+                name, pid = event.provider_ref or ("", "")
+                await self._park(
+                    keys=[keys.provider_map_key(g, name, pid), keys.parked_key(g, name, pid)],
+                    args=[event.event_id, event.to_json(), now + self.retention_ms],
+                    client=pipe,
+                )
+            results = await pipe.execute()
+        for event, found in zip(by_provider, results, strict=True):
+            if found is None:
+                report.parked += 1
+            else:
+                direct.append(event.model_copy(update={"message_id": found.decode()}))
+        return direct
+
+    async def _apply_addressed(
+        self, events: Iterable[EventRecord], now: int, report: ApplyReport
+    ) -> None:
+        groups: dict[str, list[EventRecord]] = defaultdict(list)
+        for event in events:
+            assert event.message_id is not None
+            groups[event.message_id].append(event)
+        if not groups:
+            return
+        before, after = await self._fold_and_write(groups, now, report)
+        report.applied += sum(len(v) for v in groups.values())
+        await self._index_and_register(groups, before, after, now, report)
+
+    async def _read_states(self, ids: list[str]) -> list[bytes | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for message_id in ids:
+                pipe.get(keys.message_key(self.generation, message_id))
+            return list(await pipe.execute())
+
+    async def _fold_and_write(
+        self, groups: dict[str, list[EventRecord]], now: int, report: ApplyReport
+    ) -> tuple[dict[str, MessageState | None], dict[str, MessageState]]:
+        """Fold each message's new events into its stored state; compare-and-set, retried."""
+        before: dict[str, MessageState | None] = {}
+        after: dict[str, MessageState] = {}
+        pending = list(groups)
+        for _attempt in range(MAX_CAS_ATTEMPTS):
+            raws = await self._read_states(pending)
+            writes: list[tuple[str, bytes, bytes, int]] = []
+            for message_id, raw in zip(pending, raws, strict=True):
+                old = self._decode(message_id, raw)
+                state = old if old is not None else fold.empty_state(NEVER_SEEN_MS)
+                refused: set[HistoryEntry] = set()
+                for event in groups[message_id]:
+                    applied = fold.apply(state, event)
+                    state = applied.state
+                    refused.update(applied.refused)
+                before[message_id], after[message_id] = old, state
+                self._note_refusals(message_id, groups[message_id], refused, report)
+                if state == old:
+                    continue
+                expire_at = self._expiry(state)
+                if expire_at <= now:
+                    continue  # older than the retention: the key would expire at once
+                value = join_stored(self._document(message_id, state), state)
+                writes.append((message_id, raw or b"", value, expire_at))
+            if not writes:
+                return before, after
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for message_id, old_raw, value, expire_at in writes:
+                    await self._cas(
+                        keys=[keys.message_key(self.generation, message_id)],
+                        args=[old_raw, value, expire_at],
+                        client=pipe,
+                    )
+                results = await pipe.execute()
+            report.written += sum(1 for r in results if r == 1)
+            pending = [w[0] for w, ok in zip(writes, results, strict=True) if ok != 1]
+            if not pending:
+                return before, after
+        raise WriteConflict(f"{len(pending)} messages kept changing during the write")
+
+    def _decode(self, message_id: str, raw: bytes | None) -> MessageState | None:
+        if raw is None:
+            return None
+        try:
+            return decode_state(split_stored(raw)[1])
+        except ValueError as exc:
+            raise CorruptState(f"message {message_id}: {exc}") from exc
+
+    def _expiry(self, state: MessageState) -> int:
+        """Retention counts from when the message was sent or first received, the later.
+
+        Live traffic has both within seconds; a replay re-derives the same expiry from the
+        receive times kept in the log; a backfill of old messages is kept for the retention.
+        """
+        return expiry_ms(state, self.retention_ms)
+
+    @staticmethod
+    def _document(message_id: str, state: MessageState) -> bytes:
+        current = fold.view(message_id, state)
+        return render_message(current) if current is not None else b""
+
+    @staticmethod
+    def _note_refusals(
+        message_id: str, events: list[EventRecord], refused: set[HistoryEntry], report: ApplyReport
+    ) -> None:
+        for entry in sorted(refused, key=HistoryEntry.sort_key):
+            record = next((e for e in events if fold.entry_of(e) == entry), None)
+            report.refusals.append(Refusal(message_id, "READ on an SMS message", record, entry))
+
+    async def _index_and_register(
+        self,
+        groups: dict[str, list[EventRecord]],
+        before: dict[str, MessageState | None],
+        after: dict[str, MessageState],
+        now: int,
+        report: ApplyReport,
+    ) -> None:
+        """Index accepted messages and register their provider ids (every time an acceptance
+        is seen, so a crash between the state write and this step heals on redelivery)."""
+        todo = [
+            (mid, state.acceptance, expiry_ms(state, self.retention_ms))
+            for mid, state in after.items()
+            if state.acceptance is not None
+            and any(e.status.value == "PROVIDER_ACCEPTANCE" for e in groups[mid])
+            and expiry_ms(state, self.retention_ms) > now
+        ]
+        if not todo:
+            return
+        g = self.generation
+        registrations: list[tuple[str, Acceptance]] = []
+        positions: list[int] = []  # where each registration's reply sits in the pipeline
+        queued = 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for mid, acc, expire_at in todo:
+                for kind, value in _index_parts(acc):
+                    await self._index(
+                        keys=[self._index_key(kind, value)],
+                        args=[mid, acc.occurred_ms, expire_at],
+                        client=pipe,
+                    )
+                    queued += 1
+                old = before.get(mid)
+                if old is not None and old.acceptance is not None and old.acceptance != acc:
+                    # A different, earlier acceptance displaced this one: drop its entries.
+                    for kind, value in set(_index_parts(old.acceptance)) - set(_index_parts(acc)):
+                        pipe.zrem(self._index_key(kind, value), mid)
+                        queued += 1
+                if acc.provider_id is not None:
+                    await self._register(
+                        keys=[
+                            keys.provider_map_key(g, acc.provider_name, acc.provider_id),
+                            keys.parked_key(g, acc.provider_name, acc.provider_id),
+                        ],
+                        args=[mid, expire_at],
+                        client=pipe,
+                    )
+                    registrations.append((mid, acc))
+                    positions.append(queued)
+                    queued += 1
+            results = await pipe.execute()
+        drained = [results[i] for i in positions]
+        await self._drain(registrations, drained, now, report)
+
+    async def _drain(
+        self,
+        registrations: list[tuple[str, Acceptance]],
+        drained: list[list[bytes]],
+        now: int,
+        report: ApplyReport,
+    ) -> None:
+        """Apply receipts that were parked for newly registered provider ids, then unpark them."""
+        unpark: list[tuple[str, list[bytes]]] = []
+        events: list[EventRecord] = []
+        for (mid, acc), reply in zip(registrations, drained, strict=True):
+            if not reply or reply[0].decode() != mid:
+                continue  # the provider id belongs to another message: its receipts stay there
+            fields = reply[1::2]
+            for raw in reply[2::2]:
+                parked = EventRecord.from_json(raw)
+                events.append(parked.model_copy(update={"message_id": mid}))
+            if fields:
+                assert acc.provider_id is not None
+                unpark.append(
+                    (keys.parked_key(self.generation, acc.provider_name, acc.provider_id), fields)
+                )
+        if not events:
+            return
+        await self._apply_addressed(events, now, report)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, fields in unpark:
+                pipe.hdel(key, *fields)
+            await pipe.execute()

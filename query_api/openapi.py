@@ -1,0 +1,284 @@
+"""The OpenAPI 3.1 document of the read API, served at ``/openapi.json``.
+
+``count`` states ``minimum: 1`` and describes the cap in words, with no ``maximum``: values
+above 100 are valid and mean 100, and a schema-driven client must not reject them (SPEC 3).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+_ISO = "ISO 8601 date-time in UTC, whole seconds (YYYY-MM-DDTHH:MM:SSZ)"
+
+
+def _problem_ref(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+_LIST_PARAMS: list[dict[str, Any]] = [
+    {
+        "name": "count",
+        "in": "query",
+        "required": False,
+        "description": "Maximum number of messages (default 50). Values above 100 are "
+        "silently capped to 100; values below 1 or non-integers are rejected with 400.",
+        "schema": {"type": "integer", "minimum": 1, "default": 50},
+    },
+    {
+        "name": "sendDate",
+        "in": "query",
+        "required": False,
+        "description": "Only messages sent strictly before this ISO 8601 timestamp (Z or an "
+        "offset; no offset means UTC; fractions allowed). Default: the current time. "
+        "Encode a '+' offset as %2B.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": 'Opaque position from the previous page\'s Link rel="next" header.',
+        "schema": {"type": "string"},
+    },
+]
+
+_COMMON_ERRORS = {
+    "400": _problem_ref("A parameter is invalid; the problem document names it."),
+    "403": _problem_ref("The API key is missing or invalid."),
+    "503": _problem_ref("The status store is unreachable; retry after the Retry-After delay."),
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The document as a dict (built once)."""
+    message_list = {
+        "description": "Newest first by send time; ties by message id, descending. An empty "
+        "list when nothing matches.",
+        "headers": {
+            "Link": {
+                "description": 'RFC 8288 link with rel="next" when more messages follow.',
+                "schema": {"type": "string"},
+            }
+        },
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MessageList"}}},
+    }
+    security: list[dict[str, list[str]]] = [{"ApiKey": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "msgstatus read API",
+            "version": "1.0.0",
+            "description": "Delivery status of SMS and RCS messages.",
+        },
+        "components": {
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}},
+            "schemas": {
+                "Message": {
+                    "type": "object",
+                    "required": [
+                        "id",
+                        "providerAcceptanceAt",
+                        "statusChangedAt",
+                        "reference",
+                        "channel",
+                        "status",
+                        "provider",
+                    ],
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "providerAcceptanceAt": {"type": "string", "description": _ISO},
+                        "statusChangedAt": {"type": "string", "description": _ISO},
+                        "reference": {
+                            "type": "object",
+                            "description": "Empty object when no reference was given.",
+                            "properties": {
+                                "service": {"type": "string"},
+                                "action": {"type": "string"},
+                                "key": {"type": "string"},
+                            },
+                        },
+                        "channel": {"type": "string", "enum": ["SMS", "RCS"]},
+                        "status": {
+                            "type": "string",
+                            "enum": [
+                                "PROVIDER_ACCEPTANCE",
+                                "SENT",
+                                "DELIVERED",
+                                "REJECTED",
+                                "UNDELIVERED",
+                                "READ",
+                            ],
+                        },
+                        "provider": {
+                            "type": "object",
+                            "required": ["name", "id", "status", "code"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "id": {"type": "string"},
+                                "status": {"type": "string"},
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        },
+                        "sms": {
+                            "type": "object",
+                            "description": "Present for channel SMS only.",
+                            "required": ["segments"],
+                            "properties": {"segments": {"type": "integer", "minimum": 1}},
+                        },
+                    },
+                },
+                "MessageDocument": {
+                    "type": "object",
+                    "required": ["message"],
+                    "properties": {"message": {"$ref": "#/components/schemas/Message"}},
+                },
+                "MessageList": {
+                    "type": "object",
+                    "required": ["messages"],
+                    "properties": {
+                        "messages": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/MessageDocument"},
+                        }
+                    },
+                },
+                "History": {
+                    "type": "object",
+                    "required": ["messageId", "events"],
+                    "properties": {
+                        "messageId": {"type": "string", "format": "uuid"},
+                        "events": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["status", "occurredAt", "provider"],
+                                "properties": {
+                                    "status": {"type": "string"},
+                                    "occurredAt": {"type": "string"},
+                                    "provider": {"type": "object"},
+                                },
+                            },
+                        },
+                    },
+                },
+                "Problem": {
+                    "type": "object",
+                    "description": "RFC 9457 problem document.",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "instance": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "field": {"type": "string"},
+                                    "message": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "paths": {
+            "/api/messagestatus/{messageid}": {
+                "get": {
+                    "summary": "Get message status by message ID",
+                    "security": security,
+                    "parameters": [
+                        {
+                            "name": "messageid",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "format": "uuid"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The message's status.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/MessageDocument"}
+                                }
+                            },
+                        },
+                        **_COMMON_ERRORS,
+                        "404": _problem_ref("No message with this id."),
+                    },
+                }
+            },
+            "/api/messagestatus/{messageid}/history": {
+                "get": {
+                    "summary": "The message's distinct events, oldest first",
+                    "security": security,
+                    "parameters": [
+                        {
+                            "name": "messageid",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "format": "uuid"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The history.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/History"}
+                                }
+                            },
+                        },
+                        **_COMMON_ERRORS,
+                        "404": _problem_ref("No message with this id."),
+                    },
+                }
+            },
+            "/api/messagestatus/phonenumber/{phonenumber}": {
+                "get": {
+                    "summary": "Latest messages sent to a phone number",
+                    "security": security,
+                    "parameters": [
+                        {
+                            "name": "phonenumber",
+                            "in": "path",
+                            "required": True,
+                            "description": "E.164 number, e.g. +1234567890 (%2B for +).",
+                            "schema": {"type": "string", "pattern": "^\\+[1-9][0-9]{0,14}$"},
+                        },
+                        *_LIST_PARAMS,
+                    ],
+                    "responses": {"200": message_list, **_COMMON_ERRORS},
+                }
+            },
+            "/api/messagestatus/reference/{referencekey}": {
+                "get": {
+                    "summary": "Latest messages under an external reference key",
+                    "security": security,
+                    "parameters": [
+                        {
+                            "name": "referencekey",
+                            "in": "path",
+                            "required": True,
+                            "description": "Any UTF-8 text of 1-255 characters, percent-encoded "
+                            "(a '/' in the key as %2F).",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        },
+                        *_LIST_PARAMS,
+                    ],
+                    "responses": {"200": message_list, **_COMMON_ERRORS},
+                }
+            },
+        },
+    }

@@ -1,0 +1,1 @@
+"""Contracts shared by the msgstatus components: events, Redis layout, documents, settings."""

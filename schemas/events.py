@@ -1,0 +1,153 @@
+"""The canonical event: the record every component agrees on, as kept in the Kafka event log.
+
+A record's value is the JSON of :class:`EventRecord` (camelCase, like the read API) with a
+``schemaVersion``; its key is :func:`record_key`. Ingest writes them, the projector and
+replay read them (SPEC sections 4 and 5).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from schemas.status import Channel, Status
+
+SCHEMA_VERSION: Literal[1] = 1
+
+EVENT_ID_NAMESPACE = uuid.UUID("6f1b8a52-3c1e-4d3c-9a47-3f0f2b6f9d11")
+"""Namespace of the deterministic event ids (RFC 9562 UUIDv5) derived from an event's content."""
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+ShortText = Annotated[str, StringConstraints(max_length=255)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Reference(_Model):
+    """The sender's reference (seed: "Reference attribute"): all three parts optional."""
+
+    service: ShortText | None = None
+    action: ShortText | None = None
+    key: NonEmpty | None = None
+
+
+class SmsInfo(_Model):
+    """SMS-specific data: the number of segments the message used (1 or more)."""
+
+    segments: Annotated[int, Field(ge=1, le=255)]
+
+
+class ProviderInfo(_Model):
+    """What the provider said: its name, its message id, its own status and code."""
+
+    name: NonEmpty | None = None
+    id: NonEmpty | None = None
+    status: ShortText | None = None
+    code: ShortText | None = None
+    message: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _code_as_text(cls, value: Any) -> Any:
+        """Provider codes are strings in the read API (SPEC section 3); integers are accepted."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
+class EventRecord(_Model):
+    """One canonical event as stored in the log.
+
+    Shape (JSON, camelCase): ``schemaVersion`` (int), ``eventId`` (UUID), ``messageId`` (UUID
+    or null), ``status``, ``occurredAt`` (epoch ms, UTC), ``receivedAt`` (epoch ms, UTC),
+    ``channel``, ``phoneNumber`` (E.164), ``reference``, ``sms``, ``provider``, ``source``
+    (the ingest adapter that produced it). Acceptance events carry the message's identity
+    (channel, phone number, reference, segments, provider name and id); later events name
+    the message by ``messageId`` or by ``provider.name`` + ``provider.id``.
+
+    Raises ``pydantic.ValidationError`` on construction when the rules of SPEC section 4 fail.
+    """
+
+    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, alias="schemaVersion")
+    event_id: str = Field(alias="eventId")
+    message_id: str | None = Field(default=None, alias="messageId")
+    status: Status
+    occurred_ms: int = Field(alias="occurredAt", ge=0, lt=2**47)
+    received_ms: int = Field(alias="receivedAt", ge=0, lt=2**47)
+    channel: Channel | None = None
+    phone_number: str | None = Field(default=None, alias="phoneNumber")
+    reference: Reference | None = None
+    sms: SmsInfo | None = None
+    provider: ProviderInfo = ProviderInfo()
+    source: str = "canonical"
+
+    @model_validator(mode="after")
+    def _addressable(self) -> EventRecord:
+        if self.status is Status.PROVIDER_ACCEPTANCE:
+            missing = [
+                name
+                for name, value in (
+                    ("messageId", self.message_id),
+                    ("channel", self.channel),
+                    ("phoneNumber", self.phone_number),
+                    ("provider.name", self.provider.name),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(f"a PROVIDER_ACCEPTANCE event needs {', '.join(missing)}")
+        elif self.message_id is None and (self.provider.name is None or self.provider.id is None):
+            raise ValueError("an event needs messageId, or provider.name and provider.id")
+        return self
+
+    @property
+    def provider_ref(self) -> tuple[str, str] | None:
+        """The (provider name, provider message id) pair, when the event carries both."""
+        if self.provider.name is None or self.provider.id is None:
+            return None
+        return (self.provider.name, self.provider.id)
+
+    def to_json(self) -> bytes:
+        """Serialise as the log's record value (camelCase JSON, nulls left out)."""
+        return orjson.dumps(self.model_dump(by_alias=True, exclude_none=True, mode="json"))
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> EventRecord:
+        """Parse a record value. Raises ``pydantic.ValidationError`` when it is not valid."""
+        return cls.model_validate_json(raw)
+
+
+def record_key(event: EventRecord) -> bytes:
+    """The Kafka record key: the message id, or ``provider/<name>/<id>`` when it has none.
+
+    All events that carry the message id share its partition; receipts that name the message
+    only by its provider id are keyed by that id, so all receipts of one provider message share
+    a partition too. The fold does not depend on order, so correctness does not rest on this.
+    """
+    if event.message_id is not None:
+        return event.message_id.encode()
+    ref = event.provider_ref
+    assert ref is not None  # guaranteed by EventRecord validation
+    return f"provider/{ref[0]}/{ref[1]}".encode()
+
+
+def derive_event_id(content: dict[str, Any]) -> str:
+    """Derive a deterministic event id (UUIDv5) from an event's content.
+
+    The content is serialised with sorted keys, so the same callback retried by a provider
+    yields the same id, and two callbacks that differ in any field yield different ids.
+    """
+    canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, canonical.decode()))

@@ -1,0 +1,57 @@
+"""The Redis key layout, written down once (SPEC section 5; STYLE rule 8).
+
+Every key starts ``msgstatus:<generation>:``. The part in braces is the Redis Cluster hash
+tag, so all keys of one message share a slot, and so do the keys of one provider message.
+Caller-supplied parts (phone numbers, reference keys, provider names and ids) are
+percent-encoded, so ``:``, ``{``, ``}``, ``*`` or ``/`` in them can never address another
+entity's key (PITFALLS: key collisions); user input is never passed to KEYS or SCAN MATCH.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+PREFIX = "msgstatus"
+GENERATION_KEY = f"{PREFIX}:generation"
+"""STRING: the generation the read API serves. Replay writes a new one and switches this."""
+
+
+def escape(part: str) -> str:
+    """Percent-encode a caller-supplied key part; injective, keeps ``+`` and ASCII letters."""
+    return quote(part, safe="+-._~@")
+
+
+def message_key(generation: str, message_id: str) -> str:
+    """STRING: the message's rendered document, a newline, then its fold state (schemas.stored)."""
+    return f"{PREFIX}:{generation}:msg:{{{message_id}}}"
+
+
+def phone_index_key(generation: str, phone: str) -> str:
+    """ZSET: message ids sent to an E.164 number, scored by send time (epoch ms)."""
+    return f"{PREFIX}:{generation}:phone:{{{escape(phone)}}}"
+
+
+def reference_index_key(generation: str, reference_key: str) -> str:
+    """ZSET: message ids sent under a reference key, scored by send time (epoch ms)."""
+    return f"{PREFIX}:{generation}:ref:{{{escape(reference_key)}}}"
+
+
+def _provider_tag(name: str, provider_id: str) -> str:
+    # Provider names match case-insensitively ("Twilio" in an acceptance, "twilio" from the
+    # adapter); provider ids are compared as given (adapters normalise them per provider).
+    return f"{{{escape(name.lower())}|{escape(provider_id)}}}"
+
+
+def provider_map_key(generation: str, name: str, provider_id: str) -> str:
+    """STRING: our message id for a provider's message id (set by the acceptance event)."""
+    return f"{PREFIX}:{generation}:prov:{_provider_tag(name, provider_id)}"
+
+
+def parked_key(generation: str, name: str, provider_id: str) -> str:
+    """HASH: event id -> record JSON, receipts that arrived before their acceptance."""
+    return f"{PREFIX}:{generation}:parked:{_provider_tag(name, provider_id)}"
+
+
+def generation_pattern(generation: str) -> str:
+    """SCAN MATCH pattern of a whole generation (generation ids are ours, never user input)."""
+    return f"{PREFIX}:{generation}:*"

@@ -1,0 +1,61 @@
+"""Timestamps: ISO 8601 parsing to epoch milliseconds (UTC) and the read API's output format."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+_ISO = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<h>\d{2}):(?P<m>\d{2})"
+    r"(?::(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?)?"
+    r"(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+class TimestampError(ValueError):
+    """Raised when a timestamp is not ISO 8601 (date, time, optional fraction and offset)."""
+
+
+def parse_iso_ms(text: str) -> int:
+    """Parse an ISO 8601 date-time into epoch milliseconds (UTC).
+
+    Accepts ``Z`` or a ``+hh:mm``/``+hhmm``/``+hh`` offset; no offset means UTC (SPEC section 3).
+    Fractions beyond milliseconds are truncated. Raises :class:`TimestampError` otherwise,
+    including for an offset whose ``+`` arrived as a space (``...T10:00:00 01:00``).
+    """
+    match = _ISO.fullmatch(text.strip()) if text == text.strip() else None
+    if match is None:
+        raise TimestampError(f"not an ISO 8601 date-time: {text!r}")
+    try:
+        base = datetime.fromisoformat(
+            f"{match['date']}T{match['h']}:{match['m']}:{match['s'] or '00'}"
+        )
+    except ValueError as exc:
+        raise TimestampError(f"not a valid date-time: {text!r}") from exc
+    frac = match["f"] or ""
+    millis = int((frac + "000")[:3]) if frac else 0
+    tz = match["tz"]
+    offset = timedelta(0)
+    if tz and tz not in ("Z", "z"):
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+        if hours > 23 or minutes > 59:
+            raise TimestampError(f"offset out of range: {text!r}")
+        offset = sign * timedelta(hours=hours, minutes=minutes)
+    aware = base.replace(tzinfo=timezone(offset))
+    return int(aware.timestamp()) * 1000 + millis
+
+
+def format_seconds(ms: int) -> str:
+    """Format epoch milliseconds as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC (seed document format).
+
+    Milliseconds are dropped (floor), as the seed's documents carry whole seconds.
+    """
+    return datetime.fromtimestamp(ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_ms(ms: int) -> str:
+    """Format epoch milliseconds as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC (event log format)."""
+    dt = datetime.fromtimestamp(ms // 1000, tz=UTC)
+    return f"{dt.strftime('%Y-%m-%dT%H:%M:%S')}.{ms % 1000:03d}Z"
