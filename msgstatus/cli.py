@@ -19,6 +19,9 @@ commands:
   ingest      webhook receiver: provider callbacks -> Kafka   (port 8081)
   projector   Kafka -> Redis projection (consumer group)
   api         read API over the Redis projection             (port 8080)
+  replay      rebuild the projection from the log: --since ISO-8601, --in-place
+  dlq list    show dead-lettered events with their reasons (--limit N)
+  dlq replay  send dead-lettered events through the fold again (--from-beginning)
 
 Every setting is an environment variable MSGSTATUS_<NAME> or a flag --<name>;
 'msgstatus <command> --help' lists them.
@@ -54,10 +57,56 @@ def _projector(argv: Sequence[str]) -> None:
     run_projector(settings)
 
 
+def _replay(argv: Sequence[str]) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from projector.replay import Replay, ReplayRefused  # noqa: PLC0415
+    from projector.settings import ReplaySettings  # noqa: PLC0415
+    from schemas.timefmt import parse_iso_ms  # noqa: PLC0415
+
+    settings = ReplaySettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus replay")  # type: ignore[call-arg]
+    logs.configure(settings.log_level, settings.log_format)
+    since = parse_iso_ms(settings.since) if settings.since else None
+    replay = Replay(settings, since_ms=since, in_place=settings.in_place, grace_s=settings.grace_s)
+    try:
+        result = asyncio.run(replay.run())
+    except ReplayRefused as exc:
+        sys.stderr.write(f"msgstatus replay: {exc}\n")
+        raise SystemExit(1) from None
+    sys.stdout.write(
+        f"replayed {result.records} events into generation {result.generation} in "
+        f"{result.seconds:.1f} s; {'switched' if result.switched else 'in place'}\n"
+    )
+
+
+def _dlq(argv: Sequence[str]) -> None:
+    import asyncio  # noqa: PLC0415
+
+    import orjson  # noqa: PLC0415
+
+    from projector.dlq import list_letters, replay_letters  # noqa: PLC0415
+    from projector.settings import DlqSettings  # noqa: PLC0415
+
+    action, rest = (argv[0], argv[1:]) if argv and argv[0] in ("list", "replay") else ("", argv)
+    if not action:
+        sys.stderr.write("usage: msgstatus dlq list|replay [--limit N] [--from-beginning]\n")
+        raise SystemExit(2)
+    settings = DlqSettings(_cli_parse_args=list(rest), _cli_prog_name=f"msgstatus dlq {action}")  # type: ignore[call-arg]
+    logs.configure(settings.log_level, settings.log_format)
+    if action == "list":
+        for letter in asyncio.run(list_letters(settings, settings.limit)):
+            sys.stdout.write(orjson.dumps(letter).decode() + "\n")
+    else:
+        sent = asyncio.run(replay_letters(settings, settings.from_beginning))
+        sys.stdout.write(f"sent {sent} dead-lettered events through the fold again\n")
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "ingest": _ingest,
     "projector": _projector,
     "api": _api,
+    "replay": _replay,
+    "dlq": _dlq,
 }
 
 

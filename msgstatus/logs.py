@@ -25,7 +25,8 @@ def mask_digits(text: str) -> str:
 
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get()
+        if not hasattr(record, "request_id"):  # the access log passes its request's id
+            record.request_id = request_id.get()
         return True
 
 

@@ -134,6 +134,7 @@ class MaskingAccessLogger(AbstractAccessLogger):
             mask_digits(request.path).encode("unicode_escape").decode(),
             response.status,
             time * 1000,
+            extra={"request_id": response.headers.get("X-Request-Id", "-")},
         )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 APPLIED = Counter("msgstatus_events_applied_total", "Events folded into the projection")
 DEAD_LETTERED = Counter(
     "msgstatus_events_dead_lettered_total", "Events sent to the dead-letter topic", ["reason"]
+)
+FAILING = Gauge(
+    "msgstatus_projector_failing",
+    "1 while the projector is retrying a batch that fails (Redis unreachable, conflicts)",
 )
 RETRIES = Counter(
     "msgstatus_batch_retries_total", "Batches retried after a transient error", ["error"]
@@ -51,31 +55,48 @@ def decode(
     return events, invalid
 
 
-async def process(
-    records: Sequence[ConsumerRecord[bytes, bytes]],
-    store: ProjectionStore,
-    dead_letters: AIOKafkaProducer,
-    dead_letter_topic: str,
-    retry_max_s: float = 5.0,
+async def apply_until_done(
+    store: ProjectionStore, events: Sequence[EventRecord], retry_max_s: float
 ) -> ApplyReport:
-    """Apply a batch until it is applied; dead-letter what can never apply.
+    """Apply events to one store, retrying the SAME events on transient errors, forever.
 
-    Transient errors (Redis unreachable, write conflicts) retry the SAME batch with backoff up
-    to ``retry_max_s`` seconds between tries, forever: a batch is never skipped (PITFALLS:
-    aiokafka#1046). Any other error propagates, so the caller stops without committing.
-    Dead letters are acknowledged by Kafka before this returns.
+    Backoff doubles up to ``retry_max_s`` seconds. A batch is never skipped (PITFALLS:
+    aiokafka#1046); any non-transient error propagates so the caller stops uncommitted.
     """
-    events, invalid = decode(records)
     delay = 0.05
     while True:
         try:
             report = await store.apply(events)
-            break
+            FAILING.set(0)
+            return report
         except TRANSIENT as exc:
+            FAILING.set(1)
             RETRIES.labels(exc.__class__.__name__).inc()
             log.warning("batch failed, retrying: %s", exc.__class__.__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, retry_max_s)
+
+
+async def process(
+    records: Sequence[ConsumerRecord[bytes, bytes]],
+    stores: Sequence[ProjectionStore],
+    dead_letters: AIOKafkaProducer | None,
+    dead_letter_topic: str,
+    retry_max_s: float = 5.0,
+) -> ApplyReport:
+    """Apply a batch to every target generation until applied; dead-letter what never applies.
+
+    The first store is the served generation: its report is returned and its refusals are
+    dead-lettered (acknowledged by Kafka before this returns). With ``dead_letters=None``
+    (replay: the live run dead-lettered them already) nothing is published.
+    """
+    events, invalid = decode(records)
+    report = await apply_until_done(stores[0], events, retry_max_s)
+    for store in stores[1:]:
+        await apply_until_done(store, events, retry_max_s)
+    APPLIED.inc(report.applied)
+    if dead_letters is None:
+        return report
     now = int(time.time() * 1000)
     letters = [invalid_letter(r, reason, now) for r, reason in invalid]
     letters += [refusal_letter(r, now) for r in report.refusals]
@@ -86,5 +107,4 @@ async def process(
         for refusal in report.refusals:
             DEAD_LETTERED.labels("refused").inc()
             log.warning("dead-lettered event of %s: %s", refusal.message_id, refusal.reason)
-    APPLIED.inc(report.applied)
     return report

@@ -11,29 +11,20 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Gauge, start_http_server
 from redis.asyncio import Redis
 
+from projector import generations
 from projector.batch import process
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
-from schemas import keys
 from schemas.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
 LAG = Gauge("msgstatus_projector_lag", "Records behind the end of the log", ["partition"])
-
-
-async def current_generation(redis: Redis, pinned: str = "") -> str:
-    """The generation to write: the pinned one, else the one the read API serves (``0``)."""
-    if pinned:
-        return pinned
-    value = cast(bytes | None, await redis.get(keys.GENERATION_KEY))
-    return value.decode() if value else "0"
 
 
 class Projector:
@@ -68,10 +59,7 @@ class Projector:
         await dead_letters.start()
         await consumer.start()
         try:
-            generation = await current_generation(redis, s.generation)
-            store = ProjectionStore(redis, generation, s.retention_ms)
-            log.info("projecting into generation %s", generation)
-            await self._loop(consumer, store, dead_letters)
+            await self._loop(consumer, redis, dead_letters)
         finally:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(s.shutdown_timeout_s):
@@ -82,9 +70,11 @@ class Projector:
             await redis.aclose()
 
     async def _loop(
-        self, consumer: AIOKafkaConsumer, store: ProjectionStore, dead_letters: AIOKafkaProducer
+        self, consumer: AIOKafkaConsumer, redis: Redis, dead_letters: AIOKafkaProducer
     ) -> None:
         s = self.settings
+        stores: dict[str, ProjectionStore] = {}
+        served = ""
         while not self._stop.is_set():
             batch = await consumer.getmany(
                 timeout_ms=s.poll_timeout_ms, max_records=s.batch_max_records
@@ -92,7 +82,15 @@ class Projector:
             records = [r for rs in batch.values() for r in rs]
             if not records:
                 continue
-            await process(records, store, dead_letters, s.dead_letter_topic, s.redis_retry_max_s)
+            # Read after the fetch, so records produced after a replay announced its
+            # generation always reach that generation too (projector.generations).
+            names = await generations.targets(redis, s.generation)
+            if names[0] != served:
+                served = names[0]
+                log.info("projecting into generation %s", served)
+            stores = {n: stores.get(n) or ProjectionStore(redis, n, s.retention_ms) for n in names}
+            targets = [stores[n] for n in names]
+            await process(records, targets, dead_letters, s.dead_letter_topic, s.redis_retry_max_s)
             offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
             await consumer.commit(offsets)
             self._record_lag(consumer, offsets)

@@ -21,3 +21,23 @@ class ProjectorSettings(CommonSettings):
     redis_retry_max_s: float = Field(default=5.0, gt=0)
     shutdown_timeout_s: float = Field(default=15.0, gt=0)
     metrics_port: int = Field(default=9108, ge=0, le=65535)
+
+
+class ReplaySettings(ProjectorSettings):
+    """``msgstatus replay`` options on top of the projector's settings.
+
+    ``since``: ISO 8601 time to start from (default: the whole log); ``in_place``: catch the
+    served generation up instead of building a new one; ``grace_s``: seconds between the
+    switch and deleting the old generation (readers finish with it).
+    """
+
+    since: str | None = None
+    in_place: bool = False
+    grace_s: float = Field(default=5.0, ge=0)
+
+
+class DlqSettings(ProjectorSettings):
+    """``msgstatus dlq`` options: ``limit`` letters to list; ``from_beginning`` to resend all."""
+
+    limit: int = Field(default=100, ge=1)
+    from_beginning: bool = False

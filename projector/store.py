@@ -10,6 +10,8 @@ without changing the outcome, which is what lets offsets be committed only after
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -31,7 +33,7 @@ from schemas.stored import (
     split_stored,
 )
 
-MAX_CAS_ATTEMPTS = 20
+MAX_CAS_ATTEMPTS = 50
 NEVER_SEEN_MS = 2**47
 
 
@@ -150,7 +152,7 @@ class ProjectionStore:
         before: dict[str, MessageState | None] = {}
         after: dict[str, MessageState] = {}
         pending = list(groups)
-        for _attempt in range(MAX_CAS_ATTEMPTS):
+        for attempt in range(MAX_CAS_ATTEMPTS):
             raws = await self._read_states(pending)
             writes: list[tuple[str, bytes, bytes, int]] = []
             for message_id, raw in zip(pending, raws, strict=True):
@@ -184,6 +186,8 @@ class ProjectionStore:
             pending = [w[0] for w, ok in zip(writes, results, strict=True) if ok != 1]
             if not pending:
                 return before, after
+            # Another writer changed these messages; back off a little (jittered) and re-read.
+            await asyncio.sleep(random.uniform(0, 0.001 * (attempt + 1)))  # noqa: S311 - jitter
         raise WriteConflict(f"{len(pending)} messages kept changing during the write")
 
     def _decode(self, message_id: str, raw: bytes | None) -> MessageState | None:

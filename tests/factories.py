@@ -136,7 +136,9 @@ def record(
         channel=(channel or Channel.SMS) if is_acceptance else None,
         phoneNumber=(phone or "+1234567890") if is_acceptance else None,
         reference=Reference(key=reference_key) if is_acceptance and reference_key else None,
-        sms=SmsInfo(segments=1) if is_acceptance and (channel or Channel.SMS) is Channel.SMS else None,
+        sms=SmsInfo(segments=1)
+        if is_acceptance and (channel or Channel.SMS) is Channel.SMS
+        else None,
         provider=ProviderInfo(
             name="P1" if is_acceptance else None,
             id="pid-1" if is_acceptance else None,

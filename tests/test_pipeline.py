@@ -11,7 +11,9 @@ from tests.support.kafka_util import topic_size
 from tests.support.stack import Stack
 
 
-def seed_events(message_id: str = SEED_ID, phone: str = "+1234567890", key: str = "EXT_KEY") -> list[dict]:
+def seed_events(
+    message_id: str = SEED_ID, phone: str = "+1234567890", key: str = "EXT_KEY"
+) -> list[dict]:
     """The seed's example message as two canonical events: acceptance and DELIVERED."""
     return [
         acceptance(
@@ -35,11 +37,15 @@ async def test_seed_example_reads_back_on_all_three_endpoints(stack: Stack) -> N
     assert by_id.body == SEED_DOCUMENT
     assert by_id.headers["Content-Type"].startswith("application/json")
 
-    phone = await stack.get("/api/messagestatus/phonenumber/+1234567890?count=1&sendDate=2026-12-31T23:59:59Z")
+    phone = await stack.get(
+        "/api/messagestatus/phonenumber/+1234567890?count=1&sendDate=2026-12-31T23:59:59Z"
+    )
     assert phone.status == 200
     assert phone.body == {"messages": [SEED_DOCUMENT]}
 
-    ref = await stack.get("/api/messagestatus/reference/EXT_KEY?count=2&sendDate=2026-12-31T23:59:59Z")
+    ref = await stack.get(
+        "/api/messagestatus/reference/EXT_KEY?count=2&sendDate=2026-12-31T23:59:59Z"
+    )
     assert ref.status == 200
     assert ref.body == {"messages": [SEED_DOCUMENT]}
 
@@ -69,7 +75,10 @@ async def test_unknown_message_id_gets_404(stack: Stack) -> None:
 async def test_bad_signature_gets_401_and_nothing_reaches_kafka(stack: Stack) -> None:
     """A tampered body, a wrong secret or no signature: 401, and the topic does not grow."""
     before = await topic_size(stack.kafka, stack.topic)
-    body = b'{"messageId": "%s", "status": "SENT", "occurredAt": "2026-02-04T06:54:40Z", "provider": {"status": "sent", "code": "0"}}' % str(uuid.uuid4()).encode()
+    body = (
+        b'{"messageId": "%s", "status": "SENT", "occurredAt": "2026-02-04T06:54:40Z", "provider": {"status": "sent", "code": "0"}}'
+        % str(uuid.uuid4()).encode()
+    )
     headers = sign(stack.secret, body)
     tampered = body.replace(b"SENT", b"READ").replace(b'"sent"', b'"read"')
     assert (await stack.post(tampered, headers=headers)).status == 401
@@ -88,4 +97,3 @@ async def test_health_and_readiness_answer(stack: Stack) -> None:
         for path, status in (("/healthz", 200), ("/readyz", 200), ("/metrics", 200)):
             async with stack.http.get(base + path) as resp:
                 assert resp.status == status, base + path
-

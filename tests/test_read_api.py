@@ -24,7 +24,9 @@ async def post_accepted(stack: Stack, events: list[dict]) -> None:
         await stack.wait_for_status(event["messageId"], "PROVIDER_ACCEPTANCE")
 
 
-@pytest.mark.parametrize("bad", ["not-a-uuid", "011d9d6e-b5b9-4cb9-be13-2bc336a923c", "%00", "%0Aforged"])
+@pytest.mark.parametrize(
+    "bad", ["not-a-uuid", "011d9d6e-b5b9-4cb9-be13-2bc336a923c", "%00", "%0Aforged"]
+)
 async def test_message_id_that_is_not_a_uuid_is_400_naming_it(stack: Stack, bad: str) -> None:
     """Not a UUID: a 400 problem document naming messageid (never a 500)."""
     reply = await stack.get(f"/api/messagestatus/{bad}")
@@ -44,7 +46,9 @@ async def test_phone_number_with_plus_encoded_as_2b_works(stack: Stack) -> None:
     assert [m["message"]["id"] for m in plain.body["messages"]] == [mid]
 
 
-async def test_phone_number_given_with_00_prefix_in_the_event_is_indexed_as_e164(stack: Stack) -> None:
+async def test_phone_number_given_with_00_prefix_in_the_event_is_indexed_as_e164(
+    stack: Stack,
+) -> None:
     """An event's 00-prefixed number is normalised, so the E.164 lookup finds it."""
     phone = new_phone()
     mid = str(uuid.uuid4())
@@ -70,20 +74,33 @@ async def test_unknown_phone_number_is_an_empty_list(stack: Stack) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["a/b/c", "with space", "plus+sign", "zażółć-ключ-鍵", "colon:star*{brace}", "%41-literal-percent"],
+    [
+        "a/b/c",
+        "with space",
+        "plus+sign",
+        "zażółć-ключ-鍵",
+        "colon:star*{brace}",
+        "%41-literal-percent",
+    ],
 )
-async def test_reference_keys_with_slashes_spaces_plus_and_unicode_work(stack: Stack, key: str) -> None:
+async def test_reference_keys_with_slashes_spaces_plus_and_unicode_work(
+    stack: Stack, key: str
+) -> None:
     """Any UTF-8 key up to 255 characters, percent-encoded in the path, finds its messages."""
     key = f"{key}-{uuid.uuid4().hex[:6]}"
     mid = str(uuid.uuid4())
-    await post_accepted(stack, [acceptance(mid, reference={"service": "S", "action": "A", "key": key})])
+    await post_accepted(
+        stack, [acceptance(mid, reference={"service": "S", "action": "A", "key": key})]
+    )
     reply = await stack.get(f"/api/messagestatus/reference/{quote(key, safe='')}")
     assert reply.status == 200
     assert [m["message"]["id"] for m in reply.body["messages"]] == [mid]
     assert reply.body["messages"][0]["message"]["reference"]["key"] == key
 
 
-async def test_reference_key_that_is_another_keys_prefix_or_pattern_finds_nothing(stack: Stack) -> None:
+async def test_reference_key_that_is_another_keys_prefix_or_pattern_finds_nothing(
+    stack: Stack,
+) -> None:
     """A key with '*' or a shared prefix never addresses another key's index."""
     base = f"tenant-{uuid.uuid4().hex[:6]}"
     await post_accepted(stack, [acceptance(str(uuid.uuid4()), reference={"key": base + ":1"})])
@@ -92,7 +109,9 @@ async def test_reference_key_that_is_another_keys_prefix_or_pattern_finds_nothin
         assert reply.body == {"messages": []}, probe
 
 
-@pytest.mark.parametrize(("raw", "field"), [("0", "count"), ("-3", "count"), ("2.5", "count"), ("x", "count")])
+@pytest.mark.parametrize(
+    ("raw", "field"), [("0", "count"), ("-3", "count"), ("2.5", "count"), ("x", "count")]
+)
 async def test_bad_count_is_400_naming_count(stack: Stack, raw: str, field: str) -> None:
     """count below 1 or not an integer: 400."""
     reply = await stack.get(f"/api/messagestatus/reference/EXT_KEY?count={raw}")
@@ -150,15 +169,21 @@ async def test_unparseable_send_date_is_400_naming_send_date(stack: Stack, raw: 
 
 async def test_unencoded_plus_offset_in_query_is_400(stack: Stack) -> None:
     """sendDate=...+01:00 sent unencoded decodes '+' as a space: 400, never silently UTC."""
-    reply = await stack.get("/api/messagestatus/reference/EXT_KEY?sendDate=2026-03-01T11:00:00+01:00")
+    reply = await stack.get(
+        "/api/messagestatus/reference/EXT_KEY?sendDate=2026-03-01T11:00:00+01:00"
+    )
     assert reply.status == 400
 
 
-async def test_link_next_pages_through_messages_sharing_a_send_time_without_skipping(stack: Stack) -> None:
+async def test_link_next_pages_through_messages_sharing_a_send_time_without_skipping(
+    stack: Stack,
+) -> None:
     """Equal send times order by id, descending; following rel=next visits every message once."""
     key = f"page-{uuid.uuid4().hex[:8]}"
     ids = [str(uuid.uuid4()) for _ in range(7)]
-    await post_accepted(stack, [acceptance(i, reference={"key": key}, at="2026-03-02T08:00:00Z") for i in ids])
+    await post_accepted(
+        stack, [acceptance(i, reference={"key": key}, at="2026-03-02T08:00:00Z") for i in ids]
+    )
     seen: list[str] = []
     path: str | None = f"/api/messagestatus/reference/{key}?count=3"
     pages = 0
@@ -179,8 +204,20 @@ async def test_history_lists_distinct_events_oldest_first_with_provider_words(st
     await stack.post(
         [
             acceptance(mid),
-            receipt("DELIVERED", "2026-02-04T06:54:55.500Z", message_id=mid, provider_status="DELIVRD", code="000"),
-            receipt("SENT", "2026-02-04T06:54:40Z", message_id=mid, provider_status="ENROUTE", code="000"),
+            receipt(
+                "DELIVERED",
+                "2026-02-04T06:54:55.500Z",
+                message_id=mid,
+                provider_status="DELIVRD",
+                code="000",
+            ),
+            receipt(
+                "SENT",
+                "2026-02-04T06:54:40Z",
+                message_id=mid,
+                provider_status="ENROUTE",
+                code="000",
+            ),
         ]
     )
     history = (await stack.wait_for_history(mid, 3)).body

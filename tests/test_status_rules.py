@@ -18,7 +18,11 @@ async def test_late_sent_after_delivered_does_not_undo_delivered(stack: Stack) -
     await stack.wait_for_status(mid, "DELIVERED")
     await stack.post(receipt("SENT", "2026-02-04T06:54:40Z", message_id=mid))
     history = await stack.wait_for_history(mid, 3)
-    assert [e["status"] for e in history.body["events"]] == ["PROVIDER_ACCEPTANCE", "SENT", "DELIVERED"]
+    assert [e["status"] for e in history.body["events"]] == [
+        "PROVIDER_ACCEPTANCE",
+        "SENT",
+        "DELIVERED",
+    ]
     doc = (await stack.get(f"/api/messagestatus/{mid}")).body["message"]
     assert doc["status"] == "DELIVERED"
     assert doc["statusChangedAt"] == "2026-02-04T06:54:55Z"
@@ -49,10 +53,16 @@ async def test_retried_callback_is_one_history_entry(stack: Stack) -> None:
     marker = receipt("DELIVERED", "2026-02-04T06:54:55Z", message_id=mid)
     await stack.post(marker)
     history = await stack.wait_for_history(mid, 3)
-    assert [e["status"] for e in history.body["events"]] == ["PROVIDER_ACCEPTANCE", "SENT", "DELIVERED"]
+    assert [e["status"] for e in history.body["events"]] == [
+        "PROVIDER_ACCEPTANCE",
+        "SENT",
+        "DELIVERED",
+    ]
 
 
-async def test_receipt_before_acceptance_is_kept_and_message_is_404_until_accepted(stack: Stack) -> None:
+async def test_receipt_before_acceptance_is_kept_and_message_is_404_until_accepted(
+    stack: Stack,
+) -> None:
     """A DELIVERED that beats the acceptance: 404 until the acceptance, then DELIVERED."""
     mid = str(uuid.uuid4())
     await stack.post(receipt("DELIVERED", "2026-02-04T06:54:55Z", message_id=mid))
@@ -82,7 +92,9 @@ async def test_read_on_an_sms_message_goes_to_the_dead_letter_topic(stack: Stack
     """READ is RCS only: on an SMS message it is dead-lettered with the reason, never shown."""
     mid = str(uuid.uuid4())
     await stack.post(receipt("READ", "2026-02-04T06:55:10Z", message_id=mid))
-    await stack.post([acceptance(mid), receipt("DELIVERED", "2026-02-04T06:54:55Z", message_id=mid)])
+    await stack.post(
+        [acceptance(mid), receipt("DELIVERED", "2026-02-04T06:54:55Z", message_id=mid)]
+    )
     await stack.wait_for_status(mid, "DELIVERED")
 
     async def dead_lettered() -> bool:
@@ -109,14 +121,18 @@ async def test_read_on_rcs_is_the_final_status(stack: Stack) -> None:
     assert "sms" not in doc
 
 
-async def test_invalid_record_in_the_log_is_dead_lettered_and_the_projector_goes_on(stack: Stack) -> None:
+async def test_invalid_record_in_the_log_is_dead_lettered_and_the_projector_goes_on(
+    stack: Stack,
+) -> None:
     """A record that is not a valid event goes to the DLQ; later events still apply."""
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
 
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka)
     await producer.start()
     try:
-        await producer.send_and_wait(stack.topic, b'{"schemaVersion": 1, "status": "LOST"}', key=b"x")
+        await producer.send_and_wait(
+            stack.topic, b'{"schemaVersion": 1, "status": "LOST"}', key=b"x"
+        )
     finally:
         await producer.stop()
     mid = str(uuid.uuid4())
@@ -136,7 +152,13 @@ async def test_optional_fields_follow_the_seed(stack: Stack) -> None:
     await stack.post(
         [
             acceptance(mid),
-            receipt("UNDELIVERED", "2026-02-04T06:55:00Z", message_id=mid, code="30007", message="Number Blocked by Carrier"),
+            receipt(
+                "UNDELIVERED",
+                "2026-02-04T06:55:00Z",
+                message_id=mid,
+                code="30007",
+                message="Number Blocked by Carrier",
+            ),
         ]
     )
     doc = (await stack.wait_for_status(mid, "UNDELIVERED")).body["message"]

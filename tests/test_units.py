@@ -106,7 +106,9 @@ def test_key_escaping_never_lets_two_inputs_share_a_key(a: str, b: str) -> None:
     assert key.count("{") == 1 and key.count("}") == 1
 
 
-@pytest.mark.parametrize(("raw", "value"), [(None, 50), ("1", 1), ("100", 100), ("101", 100), ("99999999999", 100)])
+@pytest.mark.parametrize(
+    ("raw", "value"), [(None, 50), ("1", 1), ("100", 100), ("101", 100), ("99999999999", 100)]
+)
 def test_count_defaults_and_caps(raw: str | None, value: int) -> None:
     """count: default 50, above 100 silently 100."""
     assert params.count(raw) == value
@@ -144,7 +146,9 @@ def test_text_gives_segments_and_is_never_kept() -> None:
     body = (
         b'{"messageId": "011d9d6e-b5b9-4cb9-be13-2bc336a923ce", "status": "PROVIDER_ACCEPTANCE",'
         b' "occurredAt": "2026-01-01T00:00:00Z", "channel": "SMS", "phoneNumber": "0049301234567",'
-        b' "text": "' + b"x" * 200 + b'", "provider": {"name": "P", "id": "1", "status": "ok", "code": "0"}}'
+        b' "text": "'
+        + b"x" * 200
+        + b'", "provider": {"name": "P", "id": "1", "status": "ok", "code": "0"}}'
     )
     rec = parse_body(body, 1)[0]
     assert rec.sms is not None and rec.sms.segments == 2

@@ -50,6 +50,8 @@ class Stack:
     generation: str
     secret: str
     api_key: str
+    redis_url: str = REDIS_URL
+    pinned: bool = True
     ingest_url: str = ""
     api_url: str = ""
     http: aiohttp.ClientSession = field(init=False)
@@ -124,7 +126,7 @@ class Stack:
         """Settings every service of this stack shares."""
         return {
             "kafka_bootstrap_servers": self.kafka,
-            "redis_url": REDIS_URL,
+            "redis_url": self.redis_url,
             "topic": self.topic,
             "topic_partitions": 3,
             "log_format": "text",
@@ -133,7 +135,7 @@ class Stack:
     async def start(self, *, projector: bool = True, **ingest_overrides: Any) -> Stack:
         """Start the services (ingest on a free port, API on a free port, projector task)."""
         self.http = aiohttp.ClientSession()
-        self.redis = Redis.from_url(REDIS_URL, decode_responses=False)
+        self.redis = Redis.from_url(self.redis_url, decode_responses=False)
         ingest = create_ingest(
             IngestSettings(
                 **self.common(),
@@ -144,7 +146,12 @@ class Stack:
         )
         self.ingest_url = await self._serve(ingest)
         api = create_api(
-            ApiSettings(**self.common(), api_keys=[self.api_key], generation=self.generation)
+            ApiSettings(
+                **self.common(),
+                api_keys=[self.api_key],
+                generation=self.generation if self.pinned else "",
+                generation_poll_s=0.2,
+            )
         )
         self.api_url = await self._serve(api)
         await self.wait_for(self._ingest_ready, 60, "ingest to reach Kafka")
@@ -162,7 +169,7 @@ class Stack:
             ProjectorSettings(
                 **self.common(),
                 group_id=f"test-{self.topic}",
-                generation=self.generation,
+                generation=self.generation if self.pinned else "",
                 metrics_port=0,
                 poll_timeout_ms=50,
             )
@@ -196,8 +203,12 @@ class Stack:
         await self.redis.aclose()
 
 
-def new_stack(kafka: str = KAFKA) -> Stack:
-    """A stack with fresh topic, generation, webhook secret and API key (not started)."""
+def new_stack(kafka: str = KAFKA, redis_url: str = REDIS_URL, pinned: bool = True) -> Stack:
+    """A stack with fresh topic, generation, webhook secret and API key (not started).
+
+    ``pinned=False`` makes the projector and API follow ``msgstatus:generation`` (replay
+    tests); such a stack must have a Redis database of its own (``redis_url``).
+    """
     tag = uuid.uuid4().hex[:10]
     return Stack(
         kafka=kafka,
@@ -205,6 +216,8 @@ def new_stack(kafka: str = KAFKA) -> Stack:
         generation=f"t{tag}",
         secret=new_secret(),
         api_key=f"key-{uuid.uuid4().hex}",
+        redis_url=redis_url,
+        pinned=pinned,
     )
 
 

@@ -1,0 +1,189 @@
+"""``msgstatus replay``: rebuild the projection from the event log (SPEC section 5).
+
+Default: a NEW generation is built beside the served one while the API keeps serving; it is
+announced first, so the live projector writes each new batch to it as well, then the log is
+read from the start (or from ``--since``) up to the end offsets taken after the announcement.
+Once caught up, the read API's pointer is switched atomically and the old generation deleted
+after a grace period. ``--in-place`` catches the served generation up instead (safe: the fold
+is idempotent). The switch is refused when the new generation could be behind the served one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Gauge
+from redis.asyncio import Redis
+from tqdm import tqdm
+
+from projector import generations
+from projector.batch import process
+from projector.settings import ProjectorSettings
+from projector.store import ProjectionStore
+
+log = logging.getLogger(__name__)
+
+PROGRESS = Gauge("msgstatus_replay_progress_ratio", "Share of the replay's records applied")
+
+
+class ReplayRefused(Exception):  # noqa: N818 - names the outcome
+    """The new generation could be behind the served one, so the switch was not made."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What a replay did: its generation, records applied, seconds taken, whether it switched."""
+
+    generation: str
+    records: int
+    seconds: float
+    switched: bool
+
+
+class _Progress:
+    """A progress bar on a terminal (events/s, ETA); plain log lines every 5 s otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.started, self.last_log = total, 0, time.monotonic(), 0.0
+        self.bar = tqdm(total=total, unit="ev", unit_scale=True) if sys.stderr.isatty() else None
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        PROGRESS.set(self.done / self.total if self.total else 1.0)
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        now = time.monotonic()
+        if now - self.last_log >= 5:
+            self.last_log = now
+            rate = self.done / max(now - self.started, 1e-9)
+            eta = (self.total - self.done) / rate if rate else 0
+            log.info(
+                "replayed %d/%d events, %.0f ev/s, ETA %.0f s", self.done, self.total, rate, eta
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Replay:
+    """One rebuild. Settings as the projector's; ``since_ms`` (epoch ms, UTC) limits the start.
+
+    Raises :class:`ReplayRefused` (no switch made), :class:`generations.GenerationError`
+    (another replay switched first) and Kafka/Redis client errors.
+    """
+
+    def __init__(
+        self,
+        settings: ProjectorSettings,
+        *,
+        since_ms: int | None = None,
+        in_place: bool = False,
+        grace_s: float = 5.0,
+        announce_ttl_s: int = 600,
+    ) -> None:
+        self.s = settings
+        self.since_ms = since_ms
+        self.in_place = in_place
+        self.grace_s = grace_s
+        self.announce_ttl_s = announce_ttl_s
+
+    async def run(self) -> ReplayResult:
+        """Rebuild, switch and clean up; see the module docstring."""
+        started = time.monotonic()
+        redis = Redis.from_url(self.s.redis_url, decode_responses=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.s.kafka_bootstrap_servers,
+            enable_auto_commit=False,
+            group_id=None,
+            max_poll_records=self.s.batch_max_records,
+            fetch_max_bytes=32 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            old = self.s.generation or await generations.served(redis)
+            target = old if self.in_place else generations.new_generation_id()
+            if not self.in_place:
+                await generations.mark_building(redis, target, self.announce_ttl_s)
+            store = ProjectionStore(redis, target, self.s.retention_ms)
+            count = await self._read_to_end(consumer, redis, store, target)
+            switched = False
+            if not self.in_place:
+                await self._switch(redis, old, target)
+                switched = True
+                await asyncio.sleep(self.grace_s)  # readers still on the old one finish
+                removed = await generations.delete(redis, old)
+                log.info("deleted %d keys of generation %s", removed, old)
+            return ReplayResult(target, count, time.monotonic() - started, switched)
+        finally:
+            await consumer.stop()
+            await redis.aclose()
+
+    async def _positions(
+        self, consumer: AIOKafkaConsumer
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+        """Start and end offsets of every partition (end = after the announcement)."""
+        parts = consumer.partitions_for_topic(self.s.topic)
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(self.s.topic) or set()
+        tps = sorted(TopicPartition(self.s.topic, p) for p in parts)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        if self.since_ms is None:
+            starts: dict[TopicPartition, int] = await consumer.beginning_offsets(tps)
+        else:
+            found = await consumer.offsets_for_times(dict.fromkeys(tps, self.since_ms))
+            starts = {tp: (found[tp].offset if found[tp] else ends[tp]) for tp in tps}
+        return starts, ends
+
+    async def _read_to_end(
+        self, consumer: AIOKafkaConsumer, redis: Redis, store: ProjectionStore, target: str
+    ) -> int:
+        starts, ends = await self._positions(consumer)
+        todo = {tp for tp in starts if starts[tp] < ends[tp]}
+        consumer.assign(list(starts))
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+        progress = _Progress(sum(ends[tp] - starts[tp] for tp in todo))
+        applied, last_announce = 0, time.monotonic()
+        try:
+            while todo:
+                batch = await consumer.getmany(
+                    timeout_ms=1000, max_records=self.s.batch_max_records
+                )
+                records = []
+                for tp, rs in batch.items():
+                    kept = [r for r in rs if r.offset < ends[tp]]
+                    records += kept
+                    if rs and rs[-1].offset + 1 >= ends[tp]:
+                        todo.discard(tp)
+                if records:
+                    await process(records, [store], None, self.s.dead_letter_topic)
+                    applied += len(records)
+                    progress.advance(len(records))
+                if not self.in_place and time.monotonic() - last_announce > self.announce_ttl_s / 4:
+                    await generations.mark_building(redis, target, self.announce_ttl_s)
+                    last_announce = time.monotonic()
+        finally:
+            progress.close()
+        return applied
+
+    async def _switch(self, redis: Redis, old: str, target: str) -> None:
+        """Switch the read API to ``target``, unless it could be behind ``old``."""
+        if not await generations.still_building(redis, target):
+            await generations.unmark_building(redis, target)
+            raise ReplayRefused(
+                f"generation {target} lost its announcement (the replay took longer than "
+                f"{self.announce_ttl_s} s between renewals), so the live projector may have "
+                "skipped it: not switching"
+            )
+        await generations.switch(redis, old, target)
+        await generations.unmark_building(redis, target)
+        log.info("the read API now serves generation %s (was %s)", target, old)
