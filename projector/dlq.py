@@ -55,7 +55,7 @@ async def replay_letters(settings: ProjectorSettings, from_beginning: bool = Fal
     """Publish dead letters' original events to the event topic again; returns how many.
 
     Uses the consumer group ``msgstatus-dlq-replay``, so each letter is sent once unless
-    ``from_beginning``. Letters that still cannot apply are dead-lettered again by the
+    ``from_beginning``; only letters present when it starts are sent. Letters that still cannot apply are dead-lettered again by the
     projector. Publishing is acknowledged (acks=all) before the group's offsets are committed.
     """
     await ensure_topics(settings)
@@ -73,21 +73,30 @@ async def replay_letters(settings: ProjectorSettings, from_beginning: bool = Fal
     await producer.start()
     sent = 0
     try:
+        # Only the letters there now: a letter that still fails comes back as a new letter,
+        # which must wait for the next run instead of cycling for ever.
+        while not consumer.assignment():  # noqa: ASYNC110 - waits for the group assignment
+            await asyncio.sleep(0.05)
+        tps = list(consumer.assignment())
+        ends = await consumer.end_offsets(tps)
         if from_beginning:
             await consumer.seek_to_beginning()
-        while True:
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=2000, max_records=1000)
-            if not batch:
-                return sent
             futures = []
-            for records in batch.values():
+            for tp, records in batch.items():
                 for r in records:
+                    if r.offset >= ends[tp]:
+                        continue
                     payload = original_payload(orjson.loads(r.value))
                     if payload is not None:
                         futures.append(await producer.send(settings.topic, payload, key=r.key))
             await asyncio.gather(*futures)
             sent += len(futures)
-            await consumer.commit()
+            await consumer.commit(
+                {tp: min(rs[-1].offset + 1, ends[tp]) for tp, rs in batch.items() if rs}
+            )
+        return sent
     finally:
         await producer.stop()
         await consumer.stop()

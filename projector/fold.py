@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from schemas.documents import MessageView
 from schemas.events import EventRecord
-from schemas.status import RANK, TIE_ORDER, Status
+from schemas.status import RANK, TIE_ORDER, Channel, Status
 from schemas.stored import Acceptance, HistoryEntry, MessageState
 
 
@@ -48,15 +48,16 @@ def acceptance_of(event: EventRecord) -> Acceptance:
     if event.status is not Status.PROVIDER_ACCEPTANCE or event.channel is None:
         raise ValueError("not an acceptance event")
     ref = event.reference
+    parts = (ref.service, ref.action, ref.key) if ref is not None else None
+    sms = event.sms if event.channel is Channel.SMS else None
     return Acceptance(
-        event_id=event.event_id,
         occurred_ms=event.occurred_ms,
         channel=event.channel,
         phone=event.phone_number or "",
-        reference=(ref.service, ref.action, ref.key) if ref is not None else None,
-        segments=event.sms.segments if event.sms is not None else None,
+        reference=parts if parts is not None and any(p is not None for p in parts) else None,
+        segments=sms.segments if sms is not None else None,
         provider_name=event.provider.name or "",
-        provider_id=event.provider.id,
+        provider_id=event.provider.id or None,
     )
 
 
@@ -66,26 +67,38 @@ def empty_state(first_seen_ms: int) -> MessageState:
 
 
 def apply(state: MessageState, event: EventRecord) -> Applied:
-    """Add one event to a message's state.
+    """Add one event to a message's state (see :func:`apply_all`)."""
+    return apply_all(state, (event,))
+
+
+def apply_all(state: MessageState, events: Iterable[EventRecord]) -> Applied:
+    """Add events to a message's state.
 
     The winning acceptance is the earliest by ``occurredAt``, then by event id; history keeps
     each distinct entry once; ``first_seen_ms`` is the minimum receive time. All three are
-    commutative and idempotent, so the result does not depend on order or repeats.
+    commutative and idempotent, so the result does not depend on order, batching or repeats.
     """
     acceptance = state.acceptance
-    if event.status is Status.PROVIDER_ACCEPTANCE:
-        candidate = acceptance_of(event)
-        if acceptance is None or candidate.sort_key() < acceptance.sort_key():
-            acceptance = candidate
     entries = set(state.entries)
-    entries.add(entry_of(event))
+    first_seen = state.first_seen_ms
+    may_refuse = False
+    for event in events:
+        if event.status is Status.PROVIDER_ACCEPTANCE:
+            candidate = acceptance_of(event)
+            if acceptance is None or candidate.sort_key() < acceptance.sort_key():
+                acceptance = candidate
+            may_refuse = True
+        elif event.status is Status.READ:
+            may_refuse = True
+        entries.add(entry_of(event))
+        first_seen = min(first_seen, event.received_ms)
     new_state = MessageState(
         acceptance=acceptance,
         entries=tuple(sorted(entries, key=HistoryEntry.sort_key)),
-        first_seen_ms=min(state.first_seen_ms, event.received_ms),
+        first_seen_ms=first_seen,
     )
     refused: tuple[HistoryEntry, ...] = ()
-    if event.status in (Status.READ, Status.PROVIDER_ACCEPTANCE):
+    if may_refuse:
         # Kept in the state (an earlier RCS acceptance may yet win), but never shown.
         visible = set(new_state.visible_entries())
         refused = tuple(e for e in new_state.entries if e not in visible)

@@ -112,7 +112,7 @@ class Replay:
             target = old if self.in_place else generations.new_generation_id()
             if not self.in_place:
                 await generations.mark_building(redis, target, self.announce_ttl_s)
-            store = ProjectionStore(redis, target, self.s.retention_ms)
+            store = ProjectionStore.from_url(self.s.redis_url, target, self.s.retention_ms)
             count = await self._read_to_end(consumer, redis, store, target)
             switched = False
             if not self.in_place:

@@ -14,6 +14,7 @@ import signal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Gauge, start_http_server
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from projector import generations
@@ -43,6 +44,7 @@ class Projector:
         s = self.settings
         await ensure_topics(s)
         redis = Redis.from_url(s.redis_url, decode_responses=False, health_check_interval=10)
+        writer = SyncRedis.from_url(s.redis_url, decode_responses=False, health_check_interval=10)
         consumer = AIOKafkaConsumer(
             s.topic,
             bootstrap_servers=s.kafka_bootstrap_servers,
@@ -59,7 +61,7 @@ class Projector:
         await dead_letters.start()
         await consumer.start()
         try:
-            await self._loop(consumer, redis, dead_letters)
+            await self._loop(consumer, redis, writer, dead_letters)
         finally:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(s.shutdown_timeout_s):
@@ -68,9 +70,14 @@ class Projector:
                 async with asyncio.timeout(s.shutdown_timeout_s):
                     await dead_letters.stop()
             await redis.aclose()
+            writer.close()
 
     async def _loop(
-        self, consumer: AIOKafkaConsumer, redis: Redis, dead_letters: AIOKafkaProducer
+        self,
+        consumer: AIOKafkaConsumer,
+        redis: Redis,
+        writer: SyncRedis,
+        dead_letters: AIOKafkaProducer,
     ) -> None:
         s = self.settings
         stores: dict[str, ProjectionStore] = {}
@@ -88,7 +95,7 @@ class Projector:
             if names[0] != served:
                 served = names[0]
                 log.info("projecting into generation %s", served)
-            stores = {n: stores.get(n) or ProjectionStore(redis, n, s.retention_ms) for n in names}
+            stores = {n: stores.get(n) or ProjectionStore(writer, n, s.retention_ms) for n in names}
             targets = [stores[n] for n in names]
             await process(records, targets, dead_letters, s.dead_letter_topic, s.redis_retry_max_s)
             offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}

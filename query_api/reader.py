@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from query_api.params import Cursor
 from schemas import keys
-from schemas.stored import MessageState, decode_state, split_stored
+from schemas.stored import MessageState, decode_stored
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ class Reader:
         )
         if raw is None:
             return None
-        document, state = split_stored(raw)
-        return decode_state(state) if document else None
+        state = decode_stored(raw)
+        return state if state.acceptance is not None else None
 
     async def page(
         self, index_key: str, before_ms: int, count: int, after: Cursor | None

@@ -48,9 +48,12 @@ class HistoryEntry:
 
 @dataclass(frozen=True, slots=True)
 class Acceptance:
-    """The identity a PROVIDER_ACCEPTANCE event gives a message (times in epoch ms, UTC)."""
+    """The identity a PROVIDER_ACCEPTANCE event gives a message (times in epoch ms, UTC).
 
-    event_id: str
+    Normalised so that it survives the round trip through the stored document: ``segments``
+    only for SMS, ``reference`` None rather than all-empty, ``provider_id`` None rather than "".
+    """
+
     occurred_ms: int
     channel: Channel
     phone: str
@@ -59,12 +62,11 @@ class Acceptance:
     provider_name: str
     provider_id: str | None
 
-    def sort_key(self) -> tuple[int, str, str, str, str, int, str, str]:
+    def sort_key(self) -> tuple[int, str, str, str, int, str, str]:
         """Among several acceptances of one message the smallest key wins: the earliest, then
-        the smallest event id, then the content (two bodies sent under one id stay ordered)."""
+        by content, so the choice never depends on arrival order."""
         return (
             self.occurred_ms,
-            self.event_id,
             self.channel.value,
             self.phone,
             "\x00".join(p or "" for p in self.reference or ()),
@@ -94,51 +96,58 @@ class MessageState:
 
 
 def encode_state(state: MessageState) -> bytes:
-    """Encode a state compactly as JSON arrays (statuses as small codes)."""
+    """Encode a state compactly: what the document does not already hold.
+
+    ``{"a": [send ms, phone] | null, "e": [[status code, ms, provider status, code,
+    message], ...], "f": first seen ms}``; trailing nulls of an entry are left out.
+    """
     acc = state.acceptance
-    acc_json = (
-        None
-        if acc is None
-        else [
-            acc.event_id,
-            acc.occurred_ms,
-            acc.channel.value,
-            acc.phone,
-            list(acc.reference) if acc.reference is not None else None,
-            acc.segments,
-            acc.provider_name,
-            acc.provider_id,
-        ]
-    )
-    entries = [
-        [
+    entries = []
+    for e in state.entries:
+        row: list[object] = [
             STATUS_CODE[e.status],
             e.occurred_ms,
             e.provider_status,
             e.provider_code,
             e.provider_message,
         ]
-        for e in state.entries
-    ]
-    return orjson.dumps({"a": acc_json, "e": entries, "f": state.first_seen_ms})
+        while row[-1] is None:
+            row.pop()
+        entries.append(row)
+    head = None if acc is None else [acc.occurred_ms, acc.phone]
+    return orjson.dumps({"a": head, "e": entries, "f": state.first_seen_ms})
 
 
-def decode_state(raw: bytes) -> MessageState:
-    """Decode :func:`encode_state` output. Raises ``ValueError`` on a corrupt state."""
+def _acceptance(head: list[object], document: bytes) -> Acceptance:
+    """Rebuild the acceptance from the state's head and the rendered document."""
+    ms, phone = head
+    msg = orjson.loads(document)["message"]
+    ref = msg["reference"]
+    provider = msg["provider"]
+    return Acceptance(
+        occurred_ms=int(ms),  # type: ignore[call-overload]
+        channel=Channel(msg["channel"]),
+        phone=str(phone),
+        reference=(ref.get("service"), ref.get("action"), ref.get("key")) if ref else None,
+        segments=msg["sms"]["segments"] if "sms" in msg else None,
+        provider_name=provider["name"],
+        provider_id=provider["id"] or None,
+    )
+
+
+def decode_stored(raw: bytes) -> MessageState:
+    """Decode a stored value (document and state). Raises ``ValueError`` when it is corrupt."""
+    document, state_json = split_stored(raw)
     try:
-        obj = orjson.loads(raw)
-        acc_json = obj["a"]
-        acc = None
-        if acc_json is not None:
-            eid, ms, channel, phone, ref, segments, pname, pid = acc_json
-            acc = Acceptance(
-                eid, ms, Channel(channel), phone, tuple(ref) if ref else None, segments, pname, pid
-            )
+        obj = orjson.loads(state_json)
+        head = obj["a"]
+        acc = _acceptance(head, document) if head is not None else None
         entries = tuple(
-            HistoryEntry(STATUS_BY_CODE[code], ms, ps, pc, pm) for code, ms, ps, pc, pm in obj["e"]
+            HistoryEntry(STATUS_BY_CODE[row[0]], row[1], *(row[2:] + [None] * (5 - len(row))))
+            for row in obj["e"]
         )
         return MessageState(acc, entries, obj["f"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"corrupt message state: {exc}") from exc
 
 

@@ -52,11 +52,16 @@ def sign(secret: str, body: bytes, msg_id: str | None = None) -> dict[str, str]:
     }
 
 
+def random_phone() -> str:
+    """A fresh E.164 number, so tests never share a phone index by accident."""
+    return "+1555" + str(uuid.uuid4().int)[:8]
+
+
 def acceptance(
     message_id: str,
     *,
     at: str = "2026-02-04T06:54:35Z",
-    phone: str = "+1234567890",
+    phone: str | None = None,
     channel: str = "SMS",
     reference: dict[str, str] | None = None,
     provider: str = "PROVIDER1",
@@ -64,13 +69,13 @@ def acceptance(
     segments: int | None = 1,
     text: str | None = None,
 ) -> dict[str, Any]:
-    """A canonical PROVIDER_ACCEPTANCE event as a sender posts it."""
+    """A canonical PROVIDER_ACCEPTANCE event as a sender posts it (a fresh phone by default)."""
     event: dict[str, Any] = {
         "messageId": message_id,
         "status": "PROVIDER_ACCEPTANCE",
         "occurredAt": at,
         "channel": channel,
-        "phoneNumber": phone,
+        "phoneNumber": phone or random_phone(),
         "provider": {
             "name": provider,
             "id": provider_id or str(uuid.uuid4()),

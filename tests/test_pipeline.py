@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from tests.support.stack import Stack
 
 def seed_events(
     message_id: str = SEED_ID, phone: str = "+1234567890", key: str = "EXT_KEY"
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The seed's example message as two canonical events: acceptance and DELIVERED."""
     return [
         acceptance(
@@ -37,14 +38,14 @@ async def test_seed_example_reads_back_on_all_three_endpoints(stack: Stack) -> N
     assert by_id.body == SEED_DOCUMENT
     assert by_id.headers["Content-Type"].startswith("application/json")
 
-    phone = await stack.get(
-        "/api/messagestatus/phonenumber/+1234567890?count=1&sendDate=2026-12-31T23:59:59Z"
+    phone = await stack.wait_for_list(
+        "/api/messagestatus/phonenumber/+1234567890?count=1&sendDate=2026-12-31T23:59:59Z", 1
     )
     assert phone.status == 200
     assert phone.body == {"messages": [SEED_DOCUMENT]}
 
-    ref = await stack.get(
-        "/api/messagestatus/reference/EXT_KEY?count=2&sendDate=2026-12-31T23:59:59Z"
+    ref = await stack.wait_for_list(
+        "/api/messagestatus/reference/EXT_KEY?count=2&sendDate=2026-12-31T23:59:59Z", 1
     )
     assert ref.status == 200
     assert ref.body == {"messages": [SEED_DOCUMENT]}

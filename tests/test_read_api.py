@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from schemas import keys
+from schemas.phone import normalize_e164
 from tests.factories import acceptance, receipt
 from tests.support.stack import Stack
 
@@ -16,12 +19,18 @@ def new_phone() -> str:
     return "+4930" + str(uuid.uuid4().int)[:9]
 
 
-async def post_accepted(stack: Stack, events: list[dict]) -> None:
-    """Post acceptances and wait until the last one is readable."""
+async def post_accepted(stack: Stack, events: list[dict[str, Any]]) -> None:
+    """Post acceptances and wait until each is readable by id and listed under its phone."""
     assert (await stack.post(events)).status == 202
-    await stack.wait_for_status(events[-1]["messageId"], "PROVIDER_ACCEPTANCE")
     for event in events:
         await stack.wait_for_status(event["messageId"], "PROVIDER_ACCEPTANCE")
+        index = keys.phone_index_key(stack.generation, normalize_e164(event["phoneNumber"]))
+
+        async def listed(index: str = index, mid: str = event["messageId"]) -> bool:
+            return await stack.redis.zscore(index, mid) is not None
+
+        # The index entry is written right after the document, in the same batch.
+        await stack.wait_for(listed, 10, "the index entry")
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ def replay_settings(stack: Stack) -> ProjectorSettings:
 async def load(stack: Stack, n: int) -> list[str]:
     """Post n messages (acceptance, receipts, some by provider id before acceptance)."""
     ids = []
-    batch: list[dict] = []
+    batch: list[dict[str, Any]] = []
     for i in range(n):
         mid, pid = str(uuid.uuid4()), f"pid-{uuid.uuid4().hex[:12]}"
         ids.append(mid)
@@ -133,5 +134,6 @@ async def test_in_place_replay_changes_nothing_when_the_projection_is_current(li
     served = await generations.served(live.redis)
     before = await snapshot(live.redis, served)
     result = await Replay(replay_settings(live), in_place=True).run()
-    assert not result.switched and result.generation == served
+    assert not result.switched
+    assert result.generation == served
     assert await snapshot(live.redis, served) == before

@@ -117,8 +117,8 @@ async def produce_acceptances(topic: str, n: int) -> list[str]:
     await producer.start()
     ids = []
     try:
-        from schemas.topics import ensure_topics  # noqa: PLC0415
         from projector.settings import ProjectorSettings  # noqa: PLC0415
+        from schemas.topics import ensure_topics  # noqa: PLC0415
 
         await ensure_topics(
             ProjectorSettings(kafka_bootstrap_servers=KAFKA, topic=topic, topic_partitions=3)
@@ -216,3 +216,47 @@ async def read_all_records(topic: str) -> dict[TopicPartition, list[tuple[str, i
                 )
     finally:
         await consumer.stop()
+
+
+@pytest.mark.slow
+async def test_sigterm_to_api_under_load_answers_in_flight_reads_and_exits_cleanly(
+    http: aiohttp.ClientSession,
+) -> None:
+    """Reads in flight at SIGTERM are answered (never a 5xx); the process exits 0."""
+    port = free_port()
+    proc = await spawn(
+        "api",
+        {
+            "MSGSTATUS_REDIS_URL": REDIS_URL,
+            "MSGSTATUS_API_PORT": str(port),
+            "MSGSTATUS_API_KEYS": "k",
+        },
+    )
+    url = f"http://127.0.0.1:{port}/api/messagestatus/{uuid.uuid4()}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                if resp.status == 200:
+                    break
+        except aiohttp.ClientError:
+            pass
+        assert time.monotonic() < deadline, "api did not become ready"
+        await asyncio.sleep(0.1)
+    statuses: list[int] = []
+
+    async def reader() -> None:
+        for _ in range(300):
+            try:
+                async with http.get(url, headers={"X-Api-Key": "k"}) as resp:
+                    statuses.append(resp.status)
+            except aiohttp.ClientError:
+                return
+
+    readers = [asyncio.create_task(reader()) for _ in range(16)]
+    await asyncio.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    await asyncio.gather(*readers)
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert statuses, "no read was answered before the shutdown"
+    assert set(statuses) == {404}

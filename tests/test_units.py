@@ -103,7 +103,8 @@ def test_key_escaping_never_lets_two_inputs_share_a_key(a: str, b: str) -> None:
     if a != b:
         assert keys.reference_index_key("0", a) != keys.reference_index_key("0", b)
     key = keys.reference_index_key("0", a)
-    assert key.count("{") == 1 and key.count("}") == 1
+    assert key.count("{") == 1
+    assert key.count("}") == 1
 
 
 @pytest.mark.parametrize(
@@ -151,6 +152,7 @@ def test_text_gives_segments_and_is_never_kept() -> None:
         + b'", "provider": {"name": "P", "id": "1", "status": "ok", "code": "0"}}'
     )
     rec = parse_body(body, 1)[0]
-    assert rec.sms is not None and rec.sms.segments == 2
+    assert rec.sms is not None
+    assert rec.sms.segments == 2
     assert rec.phone_number == "+49301234567"
     assert b"xxxx" not in rec.to_json()

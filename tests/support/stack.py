@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from ingest.app import create_app as create_ingest
@@ -109,6 +110,22 @@ class Stack:
         await self.wait_for(probe, timeout, f"{message_id} to be {status}")
         return last[0]
 
+    async def wait_for_list(self, path: str, count: int, timeout: float = 15.0) -> Reply:
+        """Wait until a list endpoint answers 200 with at least ``count`` messages.
+
+        Index entries are written right after the message document, so a list can trail a
+        read by id by a few milliseconds.
+        """
+        last: list[Reply] = []
+
+        async def probe() -> bool:
+            reply = await self.get(path)
+            last[:] = [reply]
+            return reply.status == 200 and len(reply.body["messages"]) >= count
+
+        await self.wait_for(probe, timeout, f"{count} messages at {path}")
+        return last[0]
+
     async def wait_for_history(self, message_id: str, count: int, timeout: float = 15.0) -> Reply:
         """Wait until the message's history holds ``count`` events."""
         last: list[Reply] = []
@@ -139,7 +156,7 @@ class Stack:
         ingest = create_ingest(
             IngestSettings(
                 **self.common(),
-                webhook_secret=self.secret,
+                webhook_secret=SecretStr(self.secret),
                 produce_timeout_s=3.0,
                 **ingest_overrides,
             )
@@ -190,8 +207,8 @@ class Stack:
         await site.start()
         self._runners.append(runner)
         server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        assert isinstance(server, asyncio.base_events.Server)
+        port = int(server.sockets[0].getsockname()[1])
         return f"http://127.0.0.1:{port}"
 
     async def close(self) -> None:
