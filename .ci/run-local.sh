@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# What `make run` executes once the local Kafka and Redis are up: runs `msgstatus ingest`,
+# `msgstatus projector` and `msgstatus api` in the background until Ctrl-C (or SIGTERM).
+# On exit -- a signal, or one service ending by itself -- it stops the others (SIGTERM,
+# then SIGKILL after $MSGSTATUS_STOP_GRACE s) and runs `.ci/infra.sh down`, which stops
+# the Kafka and Redis that the matching `infra.sh up` started (same MSGSTATUS_INFRA_STATE).
+#
+# Reads MSGSTATUS_* from the environment. Generates, when unset:
+#   MSGSTATUS_API_KEYS        dev-<32 hex>
+#   MSGSTATUS_WEBHOOK_SECRET  whsec_<base64 of 24 random bytes>
+# MSGSTATUS_KEEP_INFRA=1 skips `infra.sh down` on exit.
+set -euo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+VENV=${VENV:-$ROOT/.venv}
+MSGSTATUS=$VENV/bin/msgstatus
+GRACE=${MSGSTATUS_STOP_GRACE:-15}
+SERVICES=(ingest projector api)
+
+export MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS=${MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}
+export MSGSTATUS_REDIS_URL=${MSGSTATUS_REDIS_URL:-redis://127.0.0.1:${REDIS_PORT:-6379}/0}
+INGEST_URL=http://127.0.0.1:${MSGSTATUS_INGEST_PORT:-8081}
+API_URL=http://127.0.0.1:${MSGSTATUS_API_PORT:-8080}
+
+say() { printf 'run-local: %s\n' "$*" >&2; }
+
+declare -a PIDS=()
+declare -A NAME_OF=()
+CLEANED=0
+
+# SIGTERM to every service still alive, SIGKILL after $GRACE s, then infra down. Runs once.
+cleanup() {
+  ((CLEANED == 0)) || return 0
+  CLEANED=1
+  trap '' INT TERM
+  local pid deadline alive
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  deadline=$((SECONDS + GRACE))
+  while :; do
+    alive=()
+    for pid in "${PIDS[@]}"; do
+      kill -0 "$pid" 2>/dev/null && alive+=("$pid")
+    done
+    ((${#alive[@]} > 0)) || break
+    if ((SECONDS >= deadline)); then
+      for pid in "${alive[@]}"; do
+        say "${NAME_OF[$pid]} (pid $pid) still running after ${GRACE} s; SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+      done
+      break
+    fi
+    sleep 0.2
+  done
+  wait 2>/dev/null || true
+  if [[ ${MSGSTATUS_KEEP_INFRA:-0} != 1 ]]; then
+    # Own session: a second Ctrl-C must not cut the broker's shutdown short.
+    setsid -w bash "$ROOT/.ci/infra.sh" down </dev/null || say "infra.sh down failed"
+  fi
+}
+
+# shellcheck disable=SC2317 # invoked by the traps below
+on_signal() {
+  say "got SIG$1; stopping the services"
+  cleanup
+  exit "$2"
+}
+trap 'on_signal INT 130' INT
+trap 'on_signal TERM 143' TERM
+trap cleanup EXIT
+
+[[ -x $MSGSTATUS ]] || {
+  say "$MSGSTATUS not found: run 'make venv' first"
+  exit 1
+}
+
+if [[ -z ${MSGSTATUS_API_KEYS:-} ]]; then
+  MSGSTATUS_API_KEYS=dev-$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
+  export MSGSTATUS_API_KEYS
+fi
+if [[ -z ${MSGSTATUS_WEBHOOK_SECRET:-} ]]; then
+  MSGSTATUS_WEBHOOK_SECRET=whsec_$("$VENV/bin/python" -c \
+    'import base64, secrets; print(base64.b64encode(secrets.token_bytes(24)).decode())')
+  export MSGSTATUS_WEBHOOK_SECRET
+fi
+API_KEY=${MSGSTATUS_API_KEYS%%,*}
+MSG_ID=011d9d6e-b5b9-4cb9-be13-2bc336a923ce
+
+# The seed document's example message: accepted, then delivered (one JSON array, one webhook).
+SEED_BODY='[{"messageId":"'$MSG_ID'","status":"PROVIDER_ACCEPTANCE","occurredAt":"2026-02-04T06:54:35Z","channel":"SMS","phoneNumber":"+1234567890","reference":{"service":"DIGITALSIGN","action":"AUTH","key":"EXT_KEY"},"sms":{"segments":1},"provider":{"name":"PROVIDER1","id":"bbe7a7b4-067b-484e-a55c-318f5716997e","status":"accepted","code":"0"}},{"messageId":"'$MSG_ID'","status":"DELIVERED","occurredAt":"2026-02-04T06:54:55Z","provider":{"name":"PROVIDER1","id":"bbe7a7b4-067b-484e-a55c-318f5716997e","status":"delivered","code":"0"}}]'
+
+cat >&2 <<EOF
+
+================================================================================
+ msgstatus (local)   Kafka $MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS   Redis $MSGSTATUS_REDIS_URL
+   MSGSTATUS_API_KEYS=$MSGSTATUS_API_KEYS
+   MSGSTATUS_WEBHOOK_SECRET=$MSGSTATUS_WEBHOOK_SECRET
+   ingest $INGEST_URL   api $API_URL   (Ctrl-C stops everything)
+
+ Post the seed example, signed per Standard Webhooks (python from the venv):
+$VENV/bin/python -c 'import datetime,http.client,uuid;from standardwebhooks.webhooks import Webhook;b=r"""$SEED_BODY""";i="msg_"+uuid.uuid4().hex;t=datetime.datetime.now(datetime.timezone.utc);c=http.client.HTTPConnection("${INGEST_URL#http://}");c.request("POST","/webhooks/events",b.encode(),{"content-type":"application/json","webhook-id":i,"webhook-timestamp":str(int(t.timestamp())),"webhook-signature":Webhook("$MSGSTATUS_WEBHOOK_SECRET").sign(i,t,b)});r=c.getresponse();print(r.status,r.read().decode())'
+
+ The same with curl + openssl (signature = base64 HMAC-SHA256 of "{id}.{timestamp}.{body}"):
+S='$MSGSTATUS_WEBHOOK_SECRET'; B='$SEED_BODY'; I=msg_\$(date +%s%N); T=\$(date +%s); SIG=\$(printf '%s' "\$I.\$T.\$B" | openssl dgst -sha256 -binary -mac HMAC -macopt hexkey:\$(printf '%s' "\${S#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \\n') | base64); curl -sS -i -X POST $INGEST_URL/webhooks/events -H 'content-type: application/json' -H "webhook-id: \$I" -H "webhook-timestamp: \$T" -H "webhook-signature: v1,\$SIG" --data-binary "\$B"
+
+ Read it back:
+curl -sS -i -H 'X-Api-Key: $API_KEY' $API_URL/api/messagestatus/$MSG_ID
+================================================================================
+
+EOF
+
+for svc in "${SERVICES[@]}"; do
+  "$MSGSTATUS" "$svc" &
+  PIDS+=("$!")
+  NAME_OF[$!]=$svc
+  say "started msgstatus $svc (pid $!)"
+done
+
+# Blocks until the first service exits; a trapped signal interrupts it and runs on_signal.
+rc=0
+done_pid=
+wait -n -p done_pid "${PIDS[@]}" || rc=$?
+if [[ -n $done_pid ]]; then
+  say "msgstatus ${NAME_OF[$done_pid]} (pid $done_pid) exited with status $rc; stopping the others"
+else
+  say "wait failed (status $rc); stopping the services"
+fi
+cleanup
+exit $((rc == 0 ? 1 : rc))

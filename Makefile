@@ -1,0 +1,85 @@
+# msgstatus developer tasks. Plain POSIX-sh recipes (no .ONESHELL); run `make help`.
+#
+#   make venv        .venv with the project installed editable (+ dev extras)
+#   make infra-up    local Redis + single-node Kafka (.ci/infra.sh up); infra-down stops them
+#   make run         venv + infra + the three services in the foreground; Ctrl-C stops all
+#   make check       ruff lint, ruff format --check, mypy --strict
+#   make test        check, then pytest against a real Kafka and Redis (started and stopped here)
+#   make bench       python -m bench against the local infra (left running)
+
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+KAFKA_PORT ?= 9092
+KAFKA_CONTROLLER_PORT ?= 9093
+REDIS_PORT ?= 6379
+MSGSTATUS_CACHE ?= $(CURDIR)/.cache
+export KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT MSGSTATUS_CACHE
+
+# `make test` and `make run` record what they start in their own state files, so their
+# infra-down stops only that, never a Kafka/Redis brought up by someone else.
+TEST_STATE := $(MSGSTATUS_CACHE)/infra-test.state
+RUN_STATE := $(MSGSTATUS_CACHE)/infra-run.state
+
+.PHONY: help venv infra-up infra-down run check test bench clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+venv: $(STAMP)
+
+# Re-installs only when pyproject.toml is newer than the stamp.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+infra-up:
+	bash .ci/infra.sh up
+
+infra-down:
+	bash .ci/infra.sh down
+
+run: venv
+	MSGSTATUS_INFRA_STATE=$(RUN_STATE) bash .ci/infra.sh up
+	MSGSTATUS_INFRA_STATE=$(RUN_STATE) bash .ci/run-local.sh
+
+check: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# pytest's own exit code is kept (5 = no tests collected is a failure too);
+# the infrastructure this target started is stopped in every case, Ctrl-C included.
+test: venv check
+	@set +e; \
+	export MSGSTATUS_INFRA_STATE=$(TEST_STATE); \
+	trap 'bash .ci/infra.sh down; exit 130' INT TERM; \
+	bash .ci/infra.sh up; rc=$$?; \
+	if [ $$rc -eq 0 ]; then \
+	  MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) \
+	  MSGSTATUS_REDIS_URL=redis://127.0.0.1:$(REDIS_PORT)/0 \
+	  MSGSTATUS_TEST_KAFKA_SCRIPT=$(CURDIR)/.ci/kafka.sh \
+	  $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): failing" >&2; fi; \
+	else \
+	  echo "make test: .ci/infra.sh up failed (exit $$rc)" >&2; \
+	fi; \
+	bash .ci/infra.sh down || echo "make test: .ci/infra.sh down failed" >&2; \
+	exit $$rc
+
+bench: venv infra-up
+	MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) \
+	MSGSTATUS_REDIS_URL=redis://127.0.0.1:$(REDIS_PORT)/0 \
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Build and tool caches. Leaves .venv and .cache (Kafka jars and data) alone:
+# `make infra-down` first, then `rm -rf .cache .venv` for a from-scratch state.
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . \( -path ./.venv -o -path ./.cache -o -path ./.git \) -prune -o \
+	  \( -name __pycache__ -o -name '*.egg-info' \) -type d -print -exec rm -rf {} +
