@@ -88,9 +88,6 @@ fi
 API_KEY=${MSGSTATUS_API_KEYS%%,*}
 MSG_ID=011d9d6e-b5b9-4cb9-be13-2bc336a923ce
 
-# The seed document's example message: accepted, then delivered (one JSON array, one webhook).
-SEED_BODY='[{"messageId":"'$MSG_ID'","status":"PROVIDER_ACCEPTANCE","occurredAt":"2026-02-04T06:54:35Z","channel":"SMS","phoneNumber":"+1234567890","reference":{"service":"DIGITALSIGN","action":"AUTH","key":"EXT_KEY"},"sms":{"segments":1},"provider":{"name":"PROVIDER1","id":"bbe7a7b4-067b-484e-a55c-318f5716997e","status":"accepted","code":"0"}},{"messageId":"'$MSG_ID'","status":"DELIVERED","occurredAt":"2026-02-04T06:54:55Z","provider":{"name":"PROVIDER1","id":"bbe7a7b4-067b-484e-a55c-318f5716997e","status":"delivered","code":"0"}}]'
-
 cat >&2 <<EOF
 
 ================================================================================
@@ -99,14 +96,14 @@ cat >&2 <<EOF
    MSGSTATUS_WEBHOOK_SECRET=$MSGSTATUS_WEBHOOK_SECRET
    ingest $INGEST_URL   api $API_URL   (Ctrl-C stops everything)
 
- Post the seed example, signed per Standard Webhooks (python from the venv):
-$VENV/bin/python -c 'import datetime,http.client,uuid;from standardwebhooks.webhooks import Webhook;b=r"""$SEED_BODY""";i="msg_"+uuid.uuid4().hex;t=datetime.datetime.now(datetime.timezone.utc);c=http.client.HTTPConnection("${INGEST_URL#http://}");c.request("POST","/webhooks/events",b.encode(),{"content-type":"application/json","webhook-id":i,"webhook-timestamp":str(int(t.timestamp())),"webhook-signature":Webhook("$MSGSTATUS_WEBHOOK_SECRET").sign(i,t,b)});r=c.getresponse();print(r.status,r.read().decode())'
+ In another terminal, post the seed example (signed per Standard Webhooks) and read it back:
+export MSGSTATUS_WEBHOOK_SECRET='$MSGSTATUS_WEBHOOK_SECRET'
+docs/examples/post-webhook.sh docs/examples/seed-events.json $INGEST_URL/webhooks/events
 
- The same with curl + openssl (signature = base64 HMAC-SHA256 of "{id}.{timestamp}.{body}"):
-S='$MSGSTATUS_WEBHOOK_SECRET'; B='$SEED_BODY'; I=msg_\$(date +%s%N); T=\$(date +%s); SIG=\$(printf '%s' "\$I.\$T.\$B" | openssl dgst -sha256 -binary -mac HMAC -macopt hexkey:\$(printf '%s' "\${S#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \\n') | base64); curl -sS -i -X POST $INGEST_URL/webhooks/events -H 'content-type: application/json' -H "webhook-id: \$I" -H "webhook-timestamp: \$T" -H "webhook-signature: v1,\$SIG" --data-binary "\$B"
-
- Read it back:
-curl -sS -i -H 'X-Api-Key: $API_KEY' $API_URL/api/messagestatus/$MSG_ID
+ Read it back (by id, by phone number, by reference key):
+curl -sS -H 'X-Api-Key: $API_KEY' $API_URL/api/messagestatus/$MSG_ID
+curl -sS -H 'X-Api-Key: $API_KEY' '$API_URL/api/messagestatus/phonenumber/%2B1234567890?count=1'
+curl -sS -H 'X-Api-Key: $API_KEY' '$API_URL/api/messagestatus/reference/EXT_KEY?count=2'
 ================================================================================
 
 EOF
