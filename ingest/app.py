@@ -5,50 +5,49 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import orjson
 from aiohttp import web
 
 from ingest.canonical import parse_body
-from ingest.errors import InvalidBody, LogUnavailable, Unauthenticated
+from ingest.errors import InvalidBody, Unauthenticated
+from ingest.http import (
+    PUBLISHER,
+    SETTINGS,
+    accepted_response,
+    invalid_body,
+    publish_or_problem,
+    unauthorized,
+)
+from ingest.providers.ids import ProviderIds
+from ingest.providers.routes import add_provider_routes
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
 from ingest.signing import StandardWebhookVerifier
-from msgstatus.web import add_ops_routes, problem_response
-from schemas.events import EventRecord
-from schemas.problems import Problem
+from msgstatus.web import add_ops_routes
 
 log = logging.getLogger(__name__)
 
-SETTINGS = web.AppKey("settings", IngestSettings)
-PUBLISHER = web.AppKey("publisher", Publisher)
+__all__ = [
+    "PUBLISHER",
+    "SETTINGS",
+    "VERIFIER",
+    "accepted_response",
+    "canonical_webhook",
+    "create_app",
+    "publish_or_problem",
+    "unauthorized",
+]
+
 VERIFIER: web.AppKey[StandardWebhookVerifier | None] = web.AppKey("verifier")
-
-
-def accepted_response(records: list[EventRecord]) -> web.Response:
-    """202 with the ids of the events Kafka acknowledged: ``{"accepted": n, "eventIds": [...]}``."""
-    body = orjson.dumps({"accepted": len(records), "eventIds": [r.event_id for r in records]})
-    return web.Response(status=202, body=body, content_type="application/json")
-
-
-async def publish_or_problem(request: web.Request, records: list[EventRecord]) -> web.Response:
-    """Publish and answer 202 only after Kafka acknowledged; 503 with Retry-After otherwise."""
-    try:
-        await request.app[PUBLISHER].publish(records)
-    except LogUnavailable as exc:
-        retry = str(request.app[SETTINGS].retry_after_s)
-        return problem_response(
-            Problem(503, "log-unavailable", str(exc)), request, **{"Retry-After": retry}
-        )
-    return accepted_response(records)
-
-
-def unauthorized(request: web.Request, detail: str) -> web.Response:
-    """401 problem document; the detail never echoes secrets."""
-    return problem_response(Problem(401, "unauthenticated", detail), request)
+PROVIDER_IDS = web.AppKey("provider_ids", ProviderIds)
 
 
 async def canonical_webhook(request: web.Request) -> web.Response:
-    """``POST /webhooks/events``: one canonical event or an array (SPEC section 4)."""
+    """``POST /webhooks/events``: one canonical event or an array (SPEC section 4).
+
+    Provider ids of events that name an adapter's provider (``twilio``, ``vonage``, ...) are
+    normalised the way that adapter normalises them (docs/providers.md), so an acceptance
+    posted here matches the adapter's receipts whatever the id's case or leading zeros.
+    """
     body = await request.read()
     verifier = request.app[VERIFIER]
     settings = request.app[SETTINGS]
@@ -63,12 +62,9 @@ async def canonical_webhook(request: web.Request) -> web.Response:
         except Unauthenticated as exc:
             return unauthorized(request, str(exc))
     try:
-        records = parse_body(body, settings.max_batch_events)
+        records = parse_body(body, settings.max_batch_events, request.app[PROVIDER_IDS].normalize)
     except InvalidBody as exc:
-        problem = Problem(
-            400, "invalid-body", "the body is not a valid event batch", tuple(exc.errors)
-        )
-        return problem_response(problem, request)
+        return invalid_body(request, "the body is not a valid event batch", exc.errors)
     return await publish_or_problem(request, records)
 
 
@@ -83,12 +79,15 @@ async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: IngestSettings) -> web.Application:
     """Build the ingest application; the Kafka producer opens and closes with the app.
 
+    Routes: ``POST /webhooks/events`` (canonical) and the provider adapters
+    (``/webhooks/twilio``, ``/webhooks/vonage``, ...; see :mod:`ingest.providers.routes`).
     Bodies over ``max_body_bytes`` get 413 before they are parsed.
     """
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     app[VERIFIER] = StandardWebhookVerifier(secret) if secret else None
+    app[PROVIDER_IDS] = ProviderIds.from_settings(settings)
     app.cleanup_ctx.append(_publisher_ctx)
 
     async def readiness() -> dict[str, bool]:
@@ -96,4 +95,5 @@ def create_app(settings: IngestSettings) -> web.Application:
 
     add_ops_routes(app, "ingest", readiness)
     app.router.add_post("/webhooks/events", canonical_webhook)
+    add_provider_routes(app, settings)
     return app

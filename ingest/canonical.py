@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -29,6 +30,10 @@ from schemas.status import Channel, Status
 from schemas.timefmt import TimestampError, parse_iso_ms
 
 MAX_TEXT = 10_000
+
+IdNormalizer = Callable[[str, str, str | None], str]
+"""``(provider name, provider id, E.164 phone or None) -> normalised id``; ``ValueError`` when
+the id cannot be an id of that provider. See :class:`ingest.providers.ids.ProviderIds`."""
 
 
 class CanonicalEvent(BaseModel):
@@ -128,9 +133,45 @@ def to_record(event: CanonicalEvent, received_ms: int, source: str = "canonical"
     )
 
 
-def parse_body(body: bytes, max_events: int) -> list[EventRecord]:
+def _normalized(event: CanonicalEvent, normalize_id: IdNormalizer) -> CanonicalEvent:
+    """The event with its provider id in the adapter's normal form (``ValueError`` if bad)."""
+    name, pid = event.provider.name, event.provider.id
+    if name is None or pid is None:
+        return event
+    fixed = normalize_id(name, pid, event.phoneNumber)
+    if fixed == pid:
+        return event
+    return event.model_copy(update={"provider": event.provider.model_copy(update={"id": fixed})})
+
+
+def _parse_item(
+    item: object, prefix: str, received_ms: int, normalize_id: IdNormalizer | None
+) -> EventRecord | list[FieldError]:
+    """One event of a body: its record, or the errors naming its bad fields."""
+    if not isinstance(item, dict):
+        return [FieldError(prefix or "body", "an event is a JSON object")]
+    try:
+        event = CanonicalEvent.model_validate(item)
+    except ValidationError as exc:
+        return _field_errors(exc, prefix)
+    problems = _required(event)
+    if normalize_id is not None and not problems:
+        try:
+            event = _normalized(event, normalize_id)
+        except ValueError as exc:
+            problems.append(("provider.id", str(exc)))
+    if problems:
+        return [FieldError(f"{prefix}.{n}" if prefix else n, m) for n, m in problems]
+    return to_record(event, received_ms)
+
+
+def parse_body(
+    body: bytes, max_events: int, normalize_id: IdNormalizer | None = None
+) -> list[EventRecord]:
     """Parse and validate a canonical webhook body into log records.
 
+    ``normalize_id`` rewrites provider ids into the form the provider adapters use, so an
+    acceptance posted here and the adapter's receipts name the same provider message.
     Raises :class:`InvalidBody` naming every bad field (all events are checked, so the
     sender sees every problem of a batch at once); nothing of a bad batch is published.
     """
@@ -148,20 +189,11 @@ def parse_body(body: bytes, max_events: int) -> list[EventRecord]:
     errors: list[FieldError] = []
     records: list[EventRecord] = []
     for index, item in enumerate(items):
-        prefix = f"[{index}]" if batch else ""
-        if not isinstance(item, dict):
-            errors.append(FieldError(prefix or "body", "an event is a JSON object"))
-            continue
-        try:
-            event = CanonicalEvent.model_validate(item)
-        except ValidationError as exc:
-            errors.extend(_field_errors(exc, prefix))
-            continue
-        problems = _required(event)
-        if problems:
-            errors.extend(FieldError(f"{prefix}.{n}" if prefix else n, m) for n, m in problems)
-            continue
-        records.append(to_record(event, received_ms))
+        result = _parse_item(item, f"[{index}]" if batch else "", received_ms, normalize_id)
+        if isinstance(result, list):
+            errors.extend(result)
+        else:
+            records.append(result)
     if errors:
         raise InvalidBody(errors)
     return records

@@ -27,3 +27,14 @@ class LogUnavailable(IngestError):  # noqa: N818 - maps to HTTP 503
     """Kafka did not acknowledge in time or is unreachable. Retriable: nothing was accepted."""
 
     retriable = True
+
+
+class UnsignedRetry(Unauthenticated):
+    """A callback came without the signature its provider always sends (Vonage Messages).
+
+    Vonage documents that an internal error can rarely make it send an unsigned callback and
+    that a 5xx answer makes it retry, signed (docs/providers.md): so this is answered 503
+    with ``Retry-After`` rather than 401. Retriable: the provider's retry is signed.
+    """
+
+    retriable = True

@@ -55,8 +55,9 @@ async def replay_letters(settings: ProjectorSettings, from_beginning: bool = Fal
     """Publish dead letters' original events to the event topic again; returns how many.
 
     Uses the consumer group ``msgstatus-dlq-replay``, so each letter is sent once unless
-    ``from_beginning``; only letters present when it starts are sent. Letters that still cannot apply are dead-lettered again by the
-    projector. Publishing is acknowledged (acks=all) before the group's offsets are committed.
+    ``from_beginning``; only letters present when it starts are sent. Letters that still
+    cannot apply are dead-lettered again by the projector. Publishing is acknowledged
+    (acks=all) before the group's offsets are committed.
     """
     await ensure_topics(settings)
     consumer = AIOKafkaConsumer(

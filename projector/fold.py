@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from schemas.documents import MessageView
 from schemas.events import EventRecord
 from schemas.status import RANK, TIE_ORDER, Channel, Status
-from schemas.stored import Acceptance, HistoryEntry, MessageState
+from schemas.stored import Acceptance, HistoryEntry, MessageState, event_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,7 @@ def entry_of(event: EventRecord) -> HistoryEntry:
         provider_status=event.provider.status,
         provider_code=event.provider.code,
         provider_message=event.provider.message,
+        event_key=event_key(event.event_id),
     )
 
 
@@ -74,12 +75,13 @@ def apply(state: MessageState, event: EventRecord) -> Applied:
 def apply_all(state: MessageState, events: Iterable[EventRecord]) -> Applied:
     """Add events to a message's state.
 
-    The winning acceptance is the earliest by ``occurredAt``, then by event id; history keeps
-    each distinct entry once; ``first_seen_ms`` is the minimum receive time. All three are
-    commutative and idempotent, so the result does not depend on order, batching or repeats.
+    The winning acceptance is the earliest by ``occurredAt``, then by content; history keeps
+    each event (by event id) once, in its earliest form; ``first_seen_ms`` is the minimum
+    receive time. All three are commutative and idempotent, so the result does not depend on
+    order, batching or repeats.
     """
     acceptance = state.acceptance
-    entries = set(state.entries)
+    entries = {e.event_key: e for e in state.entries}
     first_seen = state.first_seen_ms
     may_refuse = False
     for event in events:
@@ -90,11 +92,14 @@ def apply_all(state: MessageState, events: Iterable[EventRecord]) -> Applied:
             may_refuse = True
         elif event.status is Status.READ:
             may_refuse = True
-        entries.add(entry_of(event))
+        entry = entry_of(event)
+        known = entries.get(entry.event_key)
+        if known is None or entry.sort_key() < known.sort_key():
+            entries[entry.event_key] = entry  # one event sent twice: its earliest form counts
         first_seen = min(first_seen, event.received_ms)
     new_state = MessageState(
         acceptance=acceptance,
-        entries=tuple(sorted(entries, key=HistoryEntry.sort_key)),
+        entries=tuple(sorted(entries.values(), key=HistoryEntry.sort_key)),
         first_seen_ms=first_seen,
     )
     refused: tuple[HistoryEntry, ...] = ()
@@ -128,9 +133,13 @@ def view(message_id: str, state: MessageState) -> MessageView | None:
     provider's status, code and message from the entry that holds the current status.
     """
     acceptance = state.acceptance
-    entries = state.visible_entries()
-    if acceptance is None or not entries:
+    if acceptance is None:
         return None
+    # An accepted message always has a status; only an event id reused for another event
+    # could leave no visible entry, and then the acceptance itself holds the status.
+    entries = state.visible_entries() or (
+        HistoryEntry(Status.PROVIDER_ACCEPTANCE, acceptance.occurred_ms, None, None, None),
+    )
     holder = max(entries, key=holder_key)
     return MessageView(
         message_id=message_id,

@@ -13,6 +13,9 @@ next event: the winning acceptance and the distinct history entries.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import uuid
 from dataclasses import dataclass
 
 import orjson
@@ -22,11 +25,27 @@ from schemas.status import STATUS_BY_CODE, STATUS_CODE, Channel, Status
 SEPARATOR = b"\n"
 
 
+def event_key(event_id: str) -> str:
+    """A short, stable key of an event id: 72 bits of its SHA-256 (12 base64url characters).
+
+    History entries are deduplicated by it. Hashing first matters: time-ordered UUIDs (v1,
+    v6, v7) share their leading bytes. 72 bits make a collision between two events of one
+    message negligible (< 2^-50 for a thousand events).
+    """
+    try:
+        raw = uuid.UUID(event_id).bytes
+    except ValueError:
+        raw = event_id.encode()
+    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:9]).decode()
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One distinct event of a message: status, when it happened (epoch ms, UTC), provider words.
+    """One distinct event of a message: status, when it happened (epoch ms, UTC), provider
+    words, and the key of its event id.
 
-    Two events with the same five values are the same entry: a retried callback is kept once.
+    Events are distinct by event id: a retried callback is kept once even when its time is
+    our receive time (Twilio sends none), and then its earliest occurrence counts.
     """
 
     status: Status
@@ -34,15 +53,17 @@ class HistoryEntry:
     provider_status: str | None
     provider_code: str | None
     provider_message: str | None
+    event_key: str = ""
 
-    def sort_key(self) -> tuple[int, int, str, str, str]:
-        """Oldest first; equal instants in a fixed order (status code, then provider words)."""
+    def sort_key(self) -> tuple[int, int, str, str, str, str]:
+        """Oldest first; equal instants in a fixed order (status code, provider words, key)."""
         return (
             self.occurred_ms,
             STATUS_CODE[self.status],
             self.provider_status or "",
             self.provider_code or "",
             self.provider_message or "",
+            self.event_key,
         )
 
 
@@ -98,13 +119,14 @@ class MessageState:
 def encode_state(state: MessageState) -> bytes:
     """Encode a state compactly: what the document does not already hold.
 
-    ``{"a": [send ms, phone] | null, "e": [[status code, ms, provider status, code,
-    message], ...], "f": first seen ms}``; trailing nulls of an entry are left out.
+    ``{"a": [send ms, phone] | null, "e": [[event key, status code, ms, provider status,
+    code, message], ...], "f": first seen ms}``; trailing nulls of an entry are left out.
     """
     acc = state.acceptance
     entries = []
     for e in state.entries:
         row: list[object] = [
+            e.event_key,
             STATUS_CODE[e.status],
             e.occurred_ms,
             e.provider_status,
@@ -143,7 +165,14 @@ def decode_stored(raw: bytes) -> MessageState:
         head = obj["a"]
         acc = _acceptance(head, document) if head is not None else None
         entries = tuple(
-            HistoryEntry(STATUS_BY_CODE[row[0]], row[1], *(row[2:] + [None] * (5 - len(row))))
+            HistoryEntry(
+                status=STATUS_BY_CODE[row[1]],
+                occurred_ms=row[2],
+                provider_status=row[3] if len(row) > 3 else None,
+                provider_code=row[4] if len(row) > 4 else None,
+                provider_message=row[5] if len(row) > 5 else None,
+                event_key=row[0],
+            )
             for row in obj["e"]
         )
         return MessageState(acc, entries, obj["f"])

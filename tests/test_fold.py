@@ -176,3 +176,16 @@ def test_a_receipt_never_moves_the_status_back(
     after = fold.view("m", fold.apply(state, record(status, T0 + dt)).state)
     if before is not None and after is not None:
         assert RANK[after.status] >= RANK[before.status]
+
+
+def test_a_retried_callback_stamped_with_its_receive_time_is_one_entry() -> None:
+    """Same event id, later receive-time stamp (Twilio sends no time): kept once, earliest."""
+    acc = record(Status.PROVIDER_ACCEPTANCE, T0)
+    first = record(Status.DELIVERED, T0 + 1_000, event_id="11111111-1111-4111-8111-111111111111")
+    retry = first.model_copy(update={"occurred_ms": T0 + 9_000})
+    for events in ([acc, first, retry], [acc, retry, first], [acc, first]):
+        state = fold.fold("m", events, 2**47).state
+        view = fold.view("m", state)
+        assert view is not None
+        assert len(state.entries) == 2
+        assert view.changed_ms == T0 + 1_000

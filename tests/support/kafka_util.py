@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from typing import Any
 
 
 async def topic_size(bootstrap: str, topic: str) -> int:
@@ -14,7 +15,7 @@ async def topic_size(bootstrap: str, topic: str) -> int:
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]
         ends = await consumer.end_offsets(tps) if tps else {}

@@ -1,0 +1,61 @@
+"""HTTP helpers every ingest handler shares: app keys, the publish-then-answer step, problems.
+
+They live apart from :mod:`ingest.app` so that the provider routes (``ingest.providers``) can
+use them while ``ingest.app`` registers those routes, without an import cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import orjson
+from aiohttp import web
+
+from ingest.errors import LogUnavailable
+from ingest.publisher import Publisher
+from ingest.settings import IngestSettings
+from msgstatus.web import problem_response
+from schemas.events import EventRecord
+from schemas.problems import FieldError, Problem
+
+SETTINGS = web.AppKey("settings", IngestSettings)
+PUBLISHER = web.AppKey("publisher", Publisher)
+
+Responder = Callable[[Sequence[EventRecord]], web.Response]
+"""Builds the 2xx answer once Kafka acknowledged the records (providers differ here)."""
+
+
+def accepted_response(records: Sequence[EventRecord]) -> web.Response:
+    """202 with the ids of the events Kafka acknowledged: ``{"accepted": n, "eventIds": [...]}``."""
+    body = orjson.dumps({"accepted": len(records), "eventIds": [r.event_id for r in records]})
+    return web.Response(status=202, body=body, content_type="application/json")
+
+
+async def publish_or_problem(
+    request: web.Request,
+    records: Sequence[EventRecord],
+    respond: Responder = accepted_response,
+) -> web.Response:
+    """Publish and answer with ``respond(records)`` only after Kafka acknowledged every record.
+
+    Answers 503 with ``Retry-After`` (seconds, ``retry_after_s``) when Kafka is unreachable or
+    too slow (SPEC section 4): never a 2xx for events that may not be in the log.
+    """
+    try:
+        await request.app[PUBLISHER].publish(records)
+    except LogUnavailable as exc:
+        retry = str(request.app[SETTINGS].retry_after_s)
+        return problem_response(
+            Problem(503, "log-unavailable", str(exc)), request, **{"Retry-After": retry}
+        )
+    return respond(records)
+
+
+def unauthorized(request: web.Request, detail: str) -> web.Response:
+    """401 problem document; the detail never echoes secrets."""
+    return problem_response(Problem(401, "unauthenticated", detail), request)
+
+
+def invalid_body(request: web.Request, detail: str, errors: Sequence[FieldError]) -> web.Response:
+    """400 problem document naming each bad field."""
+    return problem_response(Problem(400, "invalid-body", detail, tuple(errors)), request)

@@ -1,0 +1,262 @@
+"""What every provider adapter shares: the callback as received, the mapping result, and the
+helpers that read provider fields (ids, phone numbers, times) into canonical events.
+
+Nothing here imports aiohttp: adapters are pure functions of a :class:`Callback`, so they are
+unit-tested without a server. Field errors are collected as :class:`InvalidBody` (HTTP 400).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import orjson
+from pydantic import ValidationError
+
+from ingest.errors import InvalidBody
+from schemas.events import EventRecord, ProviderInfo, derive_event_id
+from schemas.phone import PhoneNumberError, normalize_e164
+from schemas.problems import FieldError
+from schemas.status import Status
+from schemas.timefmt import TimestampError, parse_iso_ms
+
+MAX_MS = 2**47
+"""Event times are epoch ms below 2**47 (schemas.events.EventRecord)."""
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_CHANNEL_PREFIX = re.compile(r"^[a-z_]+:")
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """One provider callback as the HTTP handler received it.
+
+    ``url``: the public URL the provider called (``MSGSTATUS_PUBLIC_BASE_URL`` + the request
+    path and query exactly as received); ``query``: the decoded query pairs in order, blank
+    values kept; ``headers``: lower-case names; ``body``: raw bytes; ``content_type``: the
+    media type in lower case without parameters; ``received_ms``: epoch ms (UTC).
+    """
+
+    method: str
+    url: str
+    query: tuple[tuple[str, str], ...]
+    headers: Mapping[str, str]
+    body: bytes
+    content_type: str
+    received_ms: int
+
+    def header(self, name: str) -> str | None:
+        """A header's value by lower-case name, or None."""
+        return self.headers.get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A callback entry acknowledged without an event, and why (logged and counted)."""
+
+    reason: str
+    provider_status: str
+
+
+@dataclass(slots=True)
+class Mapped:
+    """The result of mapping one callback: canonical events, and the entries skipped."""
+
+    records: list[EventRecord] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+
+
+class Adapter(Protocol):
+    """A provider adapter: checks a callback's credentials and maps it to canonical events.
+
+    ``configured`` is False when no credential is set; the routes then refuse its callbacks
+    unless its ``name`` is in ``allow_unsigned_providers``. :meth:`handle` raises
+    ``Unauthenticated`` (401), ``UnsignedRetry`` (503) or ``InvalidBody`` (400).
+    """
+
+    @property
+    def name(self) -> str:
+        """The adapter's name: its path ``/webhooks/<name>`` and the events' ``source``."""
+        ...
+
+    @property
+    def configured(self) -> bool:
+        """True when the adapter has the credentials to check its callbacks."""
+        ...
+
+    def handle(self, cb: Callback) -> Mapped:
+        """Authenticate (when configured) and map the callback."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """One provider status report, read from a callback, before it becomes an EventRecord.
+
+    ``fingerprint`` holds the provider fields that identify this report: the event id is
+    derived from it (with the adapter's name), so a retried callback gives the same id and
+    two different reports never share one.
+    """
+
+    status: Status
+    occurred_ms: int
+    provider_status: str
+    code: str
+    fingerprint: dict[str, Any]
+    provider_id: str | None = None
+    message: str | None = None
+    message_id: str | None = None
+    phone: str | None = None
+
+
+def to_record(receipt: Receipt, source: str, provider: str, received_ms: int) -> EventRecord:
+    """The canonical event of a receipt (``source`` = adapter name, ``provider`` = family).
+
+    Raises :class:`InvalidBody` if the event model refuses it (never a 500).
+    """
+    event_id = derive_event_id({"source": source, **receipt.fingerprint})
+    try:
+        return _record(receipt, event_id, source, provider, received_ms)
+    except ValidationError as exc:
+        # Adapters check every field they read; this is the net for anything they missed.
+        raise invalid(
+            "body", f"not a valid event: {exc.errors(include_url=False)[0]['msg']}"
+        ) from None
+
+
+def _record(
+    receipt: Receipt, event_id: str, source: str, provider: str, received_ms: int
+) -> EventRecord:
+    return EventRecord(
+        eventId=event_id,
+        messageId=receipt.message_id,
+        status=receipt.status,
+        occurredAt=receipt.occurred_ms,
+        receivedAt=received_ms,
+        phoneNumber=receipt.phone,
+        provider=ProviderInfo(
+            name=provider,
+            id=receipt.provider_id,
+            status=receipt.provider_status[:255],
+            code=receipt.code[:255],
+            message=receipt.message[:1000] if receipt.message else None,
+        ),
+        source=source,
+    )
+
+
+def invalid(field_name: str, message: str) -> InvalidBody:
+    """An :class:`InvalidBody` naming one field."""
+    return InvalidBody([FieldError(field_name, message)])
+
+
+def is_uuid(value: str) -> bool:
+    """True for a UUID in its 36-character text form (any case)."""
+    return _UUID.fullmatch(value) is not None
+
+
+def uuid_or_none(value: object) -> str | None:
+    """The lower-case UUID when ``value`` is a UUID string (a client reference), else None."""
+    if isinstance(value, str) and is_uuid(value.strip()):
+        return str(uuid.UUID(value.strip()))
+    return None
+
+
+def text_field(data: Mapping[str, Any], name: str, where: str = "") -> str | None:
+    """A field as text: strings as given, integers as decimal; None when absent or empty.
+
+    Raises :class:`InvalidBody` for other JSON types (objects, lists, booleans).
+    """
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise invalid(f"{where}{name}", "must be a string")
+    return str(value)
+
+
+def require_id(value: str | None, name: str) -> str:
+    """A provider id: present, at most 255 characters, printable (PITFALLS: control chars).
+
+    Raises :class:`InvalidBody` naming ``name`` otherwise.
+    """
+    text = (value or "").strip()
+    if not text:
+        raise invalid(name, "required")
+    if len(text) > 255 or not text.isprintable():
+        raise invalid(name, "not a provider message id (at most 255 printable characters)")
+    return text
+
+
+def phone_field(value: str | None, name: str) -> str | None:
+    """A recipient number in E.164 (``+`` added, ``whatsapp:``/``rcs:`` prefixes dropped).
+
+    None when absent; raises :class:`InvalidBody` naming ``name`` when it is not a number.
+    """
+    if value is None or value == "":
+        return None
+    try:
+        return normalize_e164(_CHANNEL_PREFIX.sub("", value.strip()))
+    except PhoneNumberError as exc:
+        raise invalid(name, str(exc)) from None
+
+
+def iso_ms(value: str | None, name: str) -> int | None:
+    """An ISO 8601 timestamp (``Z``, ``+hh:mm`` or ``+hhmm``) as epoch ms; None when absent."""
+    if value is None or value == "":
+        return None
+    try:
+        ms = parse_iso_ms(value)
+    except TimestampError as exc:
+        raise invalid(name, str(exc)) from None
+    if not 0 <= ms < MAX_MS:
+        raise invalid(name, "outside the years 1970-6429")
+    return ms
+
+
+def compact_ms(value: str | None, name: str, zone: tzinfo = UTC) -> int | None:
+    """A ``YYMMDDhhmm`` or ``YYMMDDhhmmss`` time (SMPP receipts, Vonage ``scts``) as epoch ms.
+
+    The years are 2000-2099; ``zone`` is the time zone the provider writes in. None when
+    absent; raises :class:`InvalidBody` naming ``name`` when it is not such a time.
+    """
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) not in (10, 12):
+        raise invalid(name, "expected YYMMDDhhmm or YYMMDDhhmmss")
+    parts = [int(value[i : i + 2]) for i in range(0, len(value), 2)] + [0]
+    try:
+        local = datetime(
+            2000 + parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], tzinfo=zone
+        )
+    except ValueError as exc:
+        raise invalid(name, f"not a valid date-time: {exc}") from None
+    return int(local.timestamp() * 1000)
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object; raises :class:`InvalidBody` otherwise."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise invalid("body", f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise invalid("body", "expected a JSON object")
+    return data
+
+
+def form_pairs(body: bytes) -> list[tuple[str, str]]:
+    """An ``application/x-www-form-urlencoded`` body as (name, value) pairs, blanks kept.
+
+    Blank values matter: Twilio signs ``ErrorCode=`` too (docs/providers.md section 1).
+    Raises :class:`InvalidBody` when the body is not UTF-8.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid("body", "form data is not UTF-8") from None
+    return parse_qsl(text, keep_blank_values=True)

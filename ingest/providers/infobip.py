@@ -1,0 +1,170 @@
+"""Infobip SMS delivery reports (``POST /webhooks/infobip``) -> canonical events.
+
+Source: docs/providers.md section 3 (Infobip "Receive outbound SMS message report", "Message
+status codes"; infobip-api-python-client). Reports come batched as ``{"results": [...]}``,
+with the v1/v2 field names (``from``, ``smsCount``) or the v3 ones (``sender``,
+``messageCount``); only fields common to both are read. The mapping table and its
+decisions are written out in the project's docs/providers.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.errors import InvalidBody
+from ingest.providers import ids
+from ingest.providers.auth import check_basic
+from ingest.providers.common import (
+    Callback,
+    Mapped,
+    Receipt,
+    Skip,
+    invalid,
+    iso_ms,
+    json_object,
+    phone_field,
+    require_id,
+    text_field,
+    to_record,
+    uuid_or_none,
+)
+from schemas.problems import FieldError
+from schemas.status import Status
+
+NAME = "infobip"
+
+BY_NAME: dict[str, Status | None] = {
+    "PENDING_ACCEPTED": None,
+    "PENDING_ENROUTE": Status.SENT,
+    "PENDING_WAITING_DELIVERY": Status.SENT,
+    "DELIVERED_TO_OPERATOR": Status.SENT,
+    "DELIVERED_TO_HANDSET": Status.DELIVERED,
+    "UNDELIVERABLE_REJECTED_OPERATOR": Status.UNDELIVERED,
+    "UNDELIVERABLE_NOT_DELIVERED": Status.UNDELIVERED,
+    "UNDELIVERABLE_NOT_SENT": Status.REJECTED,
+    "EXPIRED_EXPIRED": Status.UNDELIVERED,
+    "EXPIRED_DLR_UNKNOWN": Status.SENT,
+}
+"""``status.name`` -> canonical status; None = acknowledged without an event. Names not
+listed fall back to their group (:data:`BY_GROUP`). Decisions: docs/providers.md."""
+
+BY_GROUP: dict[str, Status | None] = {
+    "ACCEPTED": None,
+    "PENDING": Status.SENT,
+    "DELIVERED": Status.SENT,
+    "UNDELIVERABLE": Status.UNDELIVERED,
+    "EXPIRED": Status.UNDELIVERED,
+    "REJECTED": Status.REJECTED,
+}
+"""``status.groupName`` -> canonical status for names not in :data:`BY_NAME`; the DELIVERED
+group holds DELIVERED_TO_OPERATOR too, so an unknown name in it is only SENT."""
+
+
+def _status(status: dict[str, Any], where: str) -> tuple[str, Status | Skip | None]:
+    name = (text_field(status, "name", where) or "").upper()
+    group = (text_field(status, "groupName", where) or "").upper()
+    if not name and not group:
+        raise invalid(f"{where}name", "required")
+    if name in BY_NAME:
+        return name, BY_NAME[name]
+    if group in BY_GROUP:
+        return name or group, BY_GROUP[group]
+    return name or group, Skip("unknown", name or group)
+
+
+def _error(item: dict[str, Any], where: str) -> tuple[str, str | None]:
+    """(code, message): ``error.id`` as text ("0" without error), its description if not 0."""
+    error = item.get("error") or {}
+    if not isinstance(error, dict):
+        raise invalid(f"{where}error", "must be an object")
+    code = text_field(error, "id", f"{where}error.") or "0"
+    if code == "0":
+        return code, None
+    text = text_field(error, "description", f"{where}error.") or text_field(
+        error, "name", f"{where}error."
+    )
+    return code, text
+
+
+def receipt(item: object, where: str, received_ms: int) -> Receipt | Skip:
+    """Map one report of ``results``. ``messageId`` and ``status.name`` (or ``groupName``)
+    are required; ``callbackData`` holding a UUID names our message; ``occurredAt`` is
+    ``doneAt``, else ``sentAt``, else the receive time. Raises :class:`InvalidBody`."""
+    if not isinstance(item, dict):
+        raise invalid(where.rstrip("."), "a report is a JSON object")
+    pid = ids.infobip_id(require_id(text_field(item, "messageId", where), f"{where}messageId"))
+    status_obj = item.get("status")
+    if not isinstance(status_obj, dict):
+        raise invalid(f"{where}status", "required (an object)")
+    word, status = _status(status_obj, f"{where}status.")
+    if status is None:
+        return Skip("no canonical event for this status", word)
+    if isinstance(status, Skip):
+        return status
+    code, message = _error(item, where)
+    done = text_field(item, "doneAt", where)
+    at = iso_ms(done, f"{where}doneAt") or iso_ms(
+        text_field(item, "sentAt", where), f"{where}sentAt"
+    )
+    ref = text_field(item, "callbackData", where) or ""
+    return Receipt(
+        status=status,
+        occurred_ms=at or received_ms,
+        provider_status=word,
+        code=code,
+        message=message,
+        provider_id=pid,
+        message_id=uuid_or_none(ref),
+        phone=phone_field(text_field(item, "to", where), f"{where}to"),
+        fingerprint={"id": pid, "status": word, "code": code, "at": done, "ref": ref},
+    )
+
+
+def reports(data: dict[str, Any], received_ms: int, max_results: int) -> Mapped:
+    """Map a whole ``{"results": [...]}`` body, one event per report.
+
+    Every report is checked; any bad one makes the body invalid (nothing of it is published)
+    and :class:`InvalidBody` names each bad field, e.g. ``results[3].status.name``.
+    """
+    results = data.get("results")
+    if not isinstance(results, list):
+        raise invalid("results", "required (an array)")
+    if len(results) > max_results:
+        raise invalid("results", f"at most {max_results} reports per request")
+    mapped = Mapped()
+    errors: list[FieldError] = []
+    for index, item in enumerate(results):
+        try:
+            result = receipt(item, f"results[{index}].", received_ms)
+        except InvalidBody as exc:
+            errors.extend(exc.errors)
+            continue
+        if isinstance(result, Skip):
+            mapped.skipped.append(result)
+        else:
+            mapped.records.append(to_record(result, NAME, ids.INFOBIP, received_ms))
+    if errors:
+        raise InvalidBody(errors)
+    return mapped
+
+
+@dataclass(frozen=True, slots=True)
+class InfobipAdapter:
+    """``POST /webhooks/infobip``: batched JSON reports behind HTTP Basic credentials."""
+
+    username: str | None
+    password: str | None
+    max_results: int = 10_000
+    name: str = NAME
+
+    @property
+    def configured(self) -> bool:
+        """True when ``MSGSTATUS_INFOBIP_WEBHOOK_USERNAME``/``_PASSWORD`` are set."""
+        return self.username is not None and self.password is not None
+
+    def handle(self, cb: Callback) -> Mapped:
+        """Check the credentials (when configured) before reading the body, then map."""
+        if self.username is not None and self.password is not None:
+            check_basic(cb.header("authorization"), self.username, self.password)
+        return reports(json_object(cb.body), cb.received_ms, self.max_results)

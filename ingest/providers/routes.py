@@ -1,0 +1,162 @@
+"""HTTP endpoints of the provider adapters, all of one shape, registered by one function.
+
+Per request: refuse (401) an adapter without credentials unless it is listed in
+``allow_unsigned_providers``; read the body (aiohttp answers 413 over ``max_body_bytes``
+before anything is parsed); let the adapter authenticate and map; publish and answer 2xx
+only after Kafka acknowledged every event. Only this module turns adapter errors into HTTP
+answers: 401 ``Unauthenticated``, 503 ``UnsignedRetry``, 400 ``InvalidBody``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+from aiohttp import web
+from prometheus_client import Counter
+
+from ingest.errors import InvalidBody, Unauthenticated, UnsignedRetry
+from ingest.http import Responder, invalid_body, publish_or_problem, unauthorized
+from ingest.providers.common import Adapter, Callback, Mapped
+from ingest.providers.ids import SmppIds
+from ingest.providers.infobip import InfobipAdapter
+from ingest.providers.sinch import SinchAdapter
+from ingest.providers.smpp import ACK, SmppAdapter
+from ingest.providers.twilio import TwilioAdapter
+from ingest.providers.vonage import VonageAdapter
+from ingest.providers.vonage_messages import VonageMessagesAdapter
+from ingest.settings import IngestSettings
+from msgstatus.web import problem_response
+from schemas.events import EventRecord
+from schemas.problems import Problem
+
+log = logging.getLogger(__name__)
+
+SKIPPED = Counter(
+    "msgstatus_provider_entries_skipped_total",
+    "Provider callback entries acknowledged without a canonical event",
+    ["adapter", "reason"],
+)
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def provider_response(records: Sequence[EventRecord]) -> web.Response:
+    """200 with ``{"accepted": n, "eventIds": [...]}``: Vonage documents 200/204 as success,
+    and 200 is what every provider's retry logic treats as delivered."""
+    body = orjson.dumps({"accepted": len(records), "eventIds": [r.event_id for r in records]})
+    return web.Response(status=200, body=body, content_type="application/json")
+
+
+def jasmin_ack(_records: Sequence[EventRecord]) -> web.Response:
+    """200 with exactly ``ACK/Jasmin``: anything else makes Jasmin resend the DLR."""
+    return web.Response(status=200, body=ACK, content_type="text/plain")
+
+
+def _secret(value: object) -> str | None:
+    get = getattr(value, "get_secret_value", None)
+    return get() if callable(get) else None
+
+
+def build_adapters(settings: IngestSettings) -> list[Adapter]:
+    """One adapter per provider, configured from the settings (docs/providers.md)."""
+    vonage_secret = _secret(settings.vonage_signature_secret)
+    max_age = settings.vonage_signature_max_age_s
+    smpp_ids = SmppIds(settings.smpp_receipt_id_base, settings.smpp_submit_id_base)
+    return [
+        TwilioAdapter(_secret(settings.twilio_auth_token)),
+        VonageAdapter(vonage_secret, settings.vonage_signature_method, max_age),
+        VonageMessagesAdapter(vonage_secret, max_age),
+        InfobipAdapter(
+            settings.infobip_webhook_username,
+            _secret(settings.infobip_webhook_password),
+            settings.max_batch_events,
+        ),
+        SinchAdapter(settings.sinch_webhook_username, _secret(settings.sinch_webhook_password)),
+        SmppAdapter.create(_secret(settings.smpp_webhook_token), smpp_ids, settings.smpp_timezone),
+    ]
+
+
+def callback_of(request: web.Request, body: bytes, public_base_url: str | None) -> Callback:
+    """The request as an adapter sees it; ``url`` is ``public_base_url`` + path and query as
+    received (what the provider called through any proxy), else the URL as seen here."""
+    raw = request.raw_path
+    base = public_base_url or f"{request.scheme}://{request.host}"
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        headers.setdefault(name.lower(), value)
+    return Callback(
+        method=request.method,
+        url=base + raw,
+        query=tuple(parse_qsl(urlsplit(raw).query, keep_blank_values=True)),
+        headers=headers,
+        body=body,
+        content_type=request.content_type.lower(),
+        received_ms=int(time.time() * 1000),
+    )
+
+
+def _note_skipped(adapter: str, mapped: Mapped) -> None:
+    for skip in mapped.skipped:
+        SKIPPED.labels(adapter, skip.reason).inc()
+        level = logging.WARNING if skip.reason == "unknown" else logging.DEBUG
+        log.log(
+            level,
+            "%s: no event for status %r (%s)",
+            adapter,
+            skip.provider_status[:40],
+            skip.reason,
+        )
+
+
+def make_handler(
+    adapter: Adapter, settings: IngestSettings, respond: Responder = provider_response
+) -> Handler:
+    """The aiohttp handler of one adapter (see the module docstring for the answers)."""
+    allowed_unsigned = adapter.name in settings.allow_unsigned_providers
+
+    async def handler(request: web.Request) -> web.Response:
+        if not adapter.configured and not allowed_unsigned:
+            return unauthorized(
+                request, f"no credentials are configured for the {adapter.name} adapter"
+            )
+        body = await request.read()
+        callback = callback_of(request, body, settings.public_base_url)
+        try:
+            mapped = adapter.handle(callback)
+        except UnsignedRetry as exc:
+            problem = Problem(503, "unsigned-callback", str(exc))
+            return problem_response(
+                problem, request, **{"Retry-After": str(settings.retry_after_s)}
+            )
+        except Unauthenticated as exc:
+            return unauthorized(request, str(exc))
+        except InvalidBody as exc:
+            return invalid_body(request, f"not a valid {adapter.name} callback", exc.errors)
+        _note_skipped(adapter.name, mapped)
+        return await publish_or_problem(request, mapped.records, respond)
+
+    return handler
+
+
+METHODS: dict[str, tuple[str, ...]] = {
+    "twilio": ("POST",),
+    "vonage": ("GET", "POST"),
+    "vonage-messages": ("POST",),
+    "infobip": ("POST",),
+    "sinch": ("POST",),
+    "smpp": ("GET", "POST"),
+}
+"""HTTP methods per adapter path, as each provider calls (docs/providers.md)."""
+
+
+def add_provider_routes(app: web.Application, settings: IngestSettings) -> None:
+    """Register ``/webhooks/<adapter>`` for every provider adapter (see :data:`METHODS`)."""
+    for adapter in build_adapters(settings):
+        respond = jasmin_ack if adapter.name == "smpp" else provider_response
+        handler = make_handler(adapter, settings, respond)
+        for method in METHODS[adapter.name]:
+            app.router.add_route(method, f"/webhooks/{adapter.name}", handler)

@@ -1,0 +1,181 @@
+"""Sinch SMS delivery reports (``POST /webhooks/sinch``) -> canonical events.
+
+Source: docs/providers.md section 4a (Sinch SMS REST API "Delivery reports"; Sinch SDK
+references). Per-recipient reports (``recipient_delivery_report_sms|mms``) and batch reports
+(``delivery_report_sms|mms``, ``full`` type, listing recipients) are read. The mapping
+table and its decisions are written out in the project's docs/providers.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.providers import ids
+from ingest.providers.auth import check_basic
+from ingest.providers.common import (
+    Callback,
+    Mapped,
+    Receipt,
+    Skip,
+    invalid,
+    iso_ms,
+    json_object,
+    phone_field,
+    require_id,
+    text_field,
+    to_record,
+    uuid_or_none,
+)
+from schemas.status import Status
+
+NAME = "sinch"
+RECIPIENT_TYPES = frozenset({"recipient_delivery_report_sms", "recipient_delivery_report_mms"})
+BATCH_TYPES = frozenset({"delivery_report_sms", "delivery_report_mms"})
+
+STATUSES: dict[str, Status | None] = {
+    "queued": None,
+    "dispatched": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "failed": Status.UNDELIVERED,
+    "deleted": Status.UNDELIVERED,
+    "aborted": Status.REJECTED,
+    "cancelled": Status.REJECTED,
+    "rejected": Status.REJECTED,
+    "unknown": Status.SENT,
+}
+"""``status`` (compared in lower case) -> canonical status; None = acknowledged without an
+event. ``Expired`` depends on its code (:func:`classify`). Decisions: docs/providers.md."""
+
+CODES: dict[str, str] = {
+    "400": "Queued",
+    "401": "Dispatched",
+    "402": "Message unroutable",
+    "403": "Internal error",
+    "404": "Temporary delivery failure",
+    "405": "Unmatched parameter",
+    "406": "Internal expiry",
+    "407": "Cancelled",
+    "408": "Internal reject",
+    "410": "Unmatched default originator",
+    "411": "Exceeded parts limit",
+    "412": "Unprovisioned region",
+}
+"""Sinch's own codes (4xx); other non-zero codes are the operator's network codes."""
+
+
+def classify(word: str, code: str) -> Status | Skip | None:
+    """The canonical status of a Sinch status and code. ``Expired`` with a Sinch code (4xx:
+    expired inside Sinch, before the SMSC) is REJECTED; with a network code it expired at
+    the operator after hand-off: UNDELIVERED."""
+    key = word.lower()
+    if key == "expired":
+        return Status.REJECTED if code.startswith("4") and len(code) == 3 else Status.UNDELIVERED
+    if key in STATUSES:
+        return STATUSES[key]
+    return Skip("unknown", word)
+
+
+def _one(
+    data: dict[str, Any], word: str, code: str, *, recipient: str | None, at: int | None, now: int
+) -> Receipt | Skip:
+    status = classify(word, code)
+    if status is None:
+        return Skip("no canonical event for this status", word)
+    if isinstance(status, Skip):
+        return status
+    batch = require_id(text_field(data, "batch_id"), "batch_id")
+    phone = phone_field(recipient, "recipient")
+    ref = text_field(data, "client_reference") or ""
+    pid = ids.sinch_id(batch, phone) if phone else None
+    if pid is None and uuid_or_none(ref) is None:
+        return Skip("no recipient and no message id in client_reference", word)
+    return Receipt(
+        status=status,
+        occurred_ms=at or now,
+        provider_status=word,
+        code=code,
+        message=CODES.get(code),
+        provider_id=pid,
+        message_id=uuid_or_none(ref),
+        phone=phone,
+        fingerprint={"id": pid or batch, "status": word, "code": code, "at": at, "ref": ref},
+    )
+
+
+def recipient_report(data: dict[str, Any], received_ms: int) -> Receipt | Skip:
+    """Map a per-recipient report; ``occurredAt`` is ``operator_status_at`` (the SMSC's time),
+    else ``at`` (when Sinch made the report). Raises :class:`InvalidBody`."""
+    word = require_id(text_field(data, "status"), "status")
+    code = text_field(data, "code") or "0"
+    recipient = text_field(data, "recipient")
+    if recipient is None:
+        raise invalid("recipient", "required")
+    at = iso_ms(text_field(data, "operator_status_at"), "operator_status_at") or iso_ms(
+        text_field(data, "at"), "at"
+    )
+    return _one(data, word, code, recipient=recipient, at=at, now=received_ms)
+
+
+def batch_report(data: dict[str, Any], received_ms: int) -> list[Receipt | Skip]:
+    """Map a batch report: one receipt per listed recipient of each status (no time in it:
+    the receive time). A summary without recipients yields an event only when
+    ``client_reference`` names our message and the batch had one message."""
+    statuses = data.get("statuses")
+    if not isinstance(statuses, list):
+        raise invalid("statuses", "required (an array)")
+    out: list[Receipt | Skip] = []
+    counts = [s.get("count") for s in statuses if isinstance(s, dict)]
+    total = sum(c for c in counts if isinstance(c, int) and not isinstance(c, bool))
+    for index, entry in enumerate(statuses):
+        where = f"statuses[{index}]."
+        if not isinstance(entry, dict):
+            raise invalid(where.rstrip("."), "must be an object")
+        word = require_id(text_field(entry, "status", where), f"{where}status")
+        code = text_field(entry, "code", where) or "0"
+        recipients = entry.get("recipients") or []
+        if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
+            raise invalid(f"{where}recipients", "must be an array of numbers")
+        if recipients:
+            out.extend(
+                _one(data, word, code, recipient=r, at=None, now=received_ms) for r in recipients
+            )
+        elif total == 1:
+            out.append(_one(data, word, code, recipient=None, at=None, now=received_ms))
+        else:
+            out.append(Skip("batch summary without recipients", word))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SinchAdapter:
+    """``POST /webhooks/sinch``: JSON delivery reports behind HTTP Basic credentials."""
+
+    username: str | None
+    password: str | None
+    name: str = NAME
+
+    @property
+    def configured(self) -> bool:
+        """True when ``MSGSTATUS_SINCH_WEBHOOK_USERNAME``/``_PASSWORD`` are set."""
+        return self.username is not None and self.password is not None
+
+    def handle(self, cb: Callback) -> Mapped:
+        """Check the credentials (when configured) before reading the body, then map."""
+        if self.username is not None and self.password is not None:
+            check_basic(cb.header("authorization"), self.username, self.password)
+        data = json_object(cb.body)
+        kind = text_field(data, "type") or ""
+        if kind in RECIPIENT_TYPES:
+            results = [recipient_report(data, cb.received_ms)]
+        elif kind in BATCH_TYPES:
+            results = batch_report(data, cb.received_ms)
+        else:
+            raise invalid("type", "not a Sinch delivery report type")
+        mapped = Mapped()
+        for result in results:
+            if isinstance(result, Skip):
+                mapped.skipped.append(result)
+            else:
+                mapped.records.append(to_record(result, NAME, ids.SINCH, cb.received_ms))
+        return mapped

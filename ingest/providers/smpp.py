@@ -1,0 +1,230 @@
+"""SMPP delivery receipts forwarded over HTTP by Jasmin or Kannel (``GET|POST /webhooks/smpp``).
+
+Source: docs/providers.md section 6 (SMPP v3.4 Appendix B; Jasmin "Receiving DLR"; Kannel
+dlr-mask). Three shapes are read, from the query string or a form body:
+
+- Jasmin DLRs: ``id`` (Jasmin's message UUID), ``message_status`` (``ESME_*`` for the SMSC's
+  answer, the receipt state such as ``DELIVRD`` otherwise), ``donedate``, ``err``, ...
+- a receipt text (``id:… sub:… dlvrd:… submit date:… done date:… stat:… err:… text:…``) in
+  ``receipt`` (Kannel: ``receipt=%A`` in the dlr-url) or as a ``text/plain`` body;
+- a Kannel DLR type alone (``type=%d``) with our message id in ``messageId``.
+
+``messageId`` (our UUID, placed in the dlr-url by the sender) and ``to`` are read in all
+shapes. The message text (``text:``) is never read. Jasmin must get exactly ``ACK/Jasmin``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ingest.providers import ids
+from ingest.providers.auth import check_token
+from ingest.providers.common import (
+    Callback,
+    Mapped,
+    Receipt,
+    Skip,
+    compact_ms,
+    form_pairs,
+    invalid,
+    phone_field,
+    require_id,
+    to_record,
+    uuid_or_none,
+)
+from schemas.status import Status
+
+NAME = "smpp"
+ACK = b"ACK/Jasmin"
+
+STATES: dict[str, Status | None] = {
+    "ENROUTE": Status.SENT,
+    "ACCEPTD": Status.SENT,
+    "ACCEPTED": Status.SENT,
+    "UNKNOWN": Status.SENT,
+    "DELIVRD": Status.DELIVERED,
+    "DELIVERED": Status.DELIVERED,
+    "UNDELIV": Status.UNDELIVERED,
+    "UNDELIVERABLE": Status.UNDELIVERED,
+    "EXPIRED": Status.UNDELIVERED,
+    "DELETED": Status.UNDELIVERED,
+    "REJECTD": Status.REJECTED,
+    "REJECTED": Status.REJECTED,
+    "SKIPPED": Status.REJECTED,
+    "SCHEDLD": None,
+}
+"""Receipt ``stat`` (message_state, SMPP v3.4 5.2.28 and v5) -> canonical status, with the
+long spellings some SMSCs use; None = acknowledged without an event. Decisions:
+docs/providers.md, SMPP table."""
+
+KANNEL_TYPES: dict[str, Status | None] = {
+    "1": Status.DELIVERED,
+    "2": Status.UNDELIVERED,
+    "4": None,
+    "8": Status.SENT,
+    "16": Status.REJECTED,
+}
+"""Kannel dlr-mask bit (``%d``) -> canonical status, used when there is no receipt state."""
+
+_FIELD = re.compile(r"(?i)(?<![\w])(id|sub|dlvrd|submit[ _]date|done[ _]date|stat|err):(\S*)")
+_TEXT = re.compile(r"(?i)(?<![\w])text:")
+
+
+def parse_receipt(text: str) -> dict[str, str]:
+    """The fields of an SMPP receipt text, keys in lower case (``submit date``, ``done date``).
+
+    Everything from ``text:``/``Text:`` on is the message's own text and is dropped first, so
+    an ``id:`` inside it is never read. Unknown or missing fields are simply absent.
+    """
+    head = _TEXT.split(text, maxsplit=1)[0]
+    fields: dict[str, str] = {}
+    for match in _FIELD.finditer(head):
+        fields.setdefault(match.group(1).lower().replace("_", " "), match.group(2))
+    return fields
+
+
+def error_code(raw: str | None) -> str:
+    """An ``err`` value as text: decimal digits without leading zeros (``012`` -> ``12``),
+    others as given, ``0`` when absent."""
+    value = (raw or "").strip()
+    if not value:
+        return "0"
+    return str(int(value)) if value.isdigit() else value
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """What one DLR says, whatever its shape."""
+
+    shape: str
+    state: str
+    status: Status | Skip | None
+    code: str
+    raw_id: str | None
+    done: str | None
+
+
+def _jasmin(params: Mapping[str, str]) -> _Fields:
+    state = params["message_status"].strip().upper()
+    if state.startswith("ESME_"):
+        # The SMSC's answer to submit_sm: ESME_ROK = accepted (handed on), else refused.
+        ok = state == "ESME_ROK"
+        status: Status | Skip | None = Status.SENT if ok else Status.REJECTED
+        code = "0" if ok else state
+    else:
+        status = STATES.get(state, Skip("unknown", state))
+        code = error_code(params.get("err"))
+    raw_id = params.get("id")
+    return _Fields("jasmin", state, status, code, raw_id, params.get("donedate"))
+
+
+def _receipt_text(text: str, params: Mapping[str, str]) -> _Fields:
+    fields = parse_receipt(text)
+    state = fields.get("stat", "").upper()
+    if state:
+        status: Status | Skip | None = STATES.get(state, Skip("unknown", state))
+    else:
+        return _kannel_type(params, fields.get("id"))
+    raw_id = fields.get("id")
+    return _Fields(
+        "receipt", state, status, error_code(fields.get("err")), raw_id, fields.get("done date")
+    )
+
+
+def _kannel_type(params: Mapping[str, str], raw_id: str | None) -> _Fields:
+    kind = params.get("type", "").strip()
+    if kind not in KANNEL_TYPES:
+        raise invalid("receipt", "a receipt with stat:, or a Kannel type (1, 2, 4, 8, 16)")
+    return _Fields("kannel", f"type {kind}", KANNEL_TYPES[kind], "0", raw_id, None)
+
+
+def fields_of(params: Mapping[str, str], body_text: str | None) -> _Fields:
+    """Read a DLR of any of the three shapes (module docstring). Raises InvalidBody."""
+    if "message_status" in params:
+        return _jasmin(params)
+    text = params.get("receipt") or body_text
+    if text:
+        return _receipt_text(text, params)
+    return _kannel_type(params, params.get("smsc_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class SmppAdapter:
+    """``GET|POST /webhooks/smpp``: DLRs from an SMPP gateway, behind ``token`` when set."""
+
+    token: str | None
+    smpp_ids: ids.SmppIds = field(default_factory=ids.SmppIds)
+    zone: tzinfo = UTC
+    name: str = NAME
+
+    @classmethod
+    def create(cls, token: str | None, smpp_ids: ids.SmppIds, zone_name: str) -> SmppAdapter:
+        """An adapter reading receipt dates in the IANA time zone ``zone_name``."""
+        zone: tzinfo = UTC if zone_name == "UTC" else ZoneInfo(zone_name)
+        return cls(token, smpp_ids, zone)
+
+    @property
+    def configured(self) -> bool:
+        """True when ``MSGSTATUS_SMPP_WEBHOOK_TOKEN`` is set."""
+        return self.token is not None
+
+    def handle(self, cb: Callback) -> Mapped:
+        """Check ``token`` (when configured) before reading the body, then map one DLR."""
+        query = dict(reversed(cb.query))  # the first value of a repeated name wins
+        if self.token is not None:
+            check_token(query.get("token"), self.token)
+        params, body_text = dict(query), None
+        if cb.method == "POST" and cb.body:
+            if cb.content_type == "text/plain":
+                body_text = _utf8(cb.body)
+            else:
+                params.update((k, v) for k, v in reversed(form_pairs(cb.body)))
+        params.pop("token", None)
+        mapped = Mapped()
+        result = self.receipt(params, body_text, cb.received_ms)
+        if isinstance(result, Skip):
+            mapped.skipped.append(result)
+        else:
+            mapped.records.append(to_record(result, NAME, ids.SMPP, cb.received_ms))
+        return mapped
+
+    def receipt(self, params: Mapping[str, str], body_text: str | None, now: int) -> Receipt | Skip:
+        """Map one DLR: the provider id is the receipt's (or Jasmin's) id in normal form
+        (:class:`ids.SmppIds`); ``occurredAt`` is the done date in this adapter's time zone,
+        else the receive time. Raises :class:`InvalidBody` for a malformed DLR."""
+        dlr = fields_of(params, body_text)
+        if dlr.status is None:
+            return Skip("no canonical event for this status", dlr.state)
+        if isinstance(dlr.status, Skip):
+            return dlr.status
+        message_id = uuid_or_none(params.get("messageId"))
+        pid = None
+        if dlr.raw_id or message_id is None:
+            try:
+                pid = self.smpp_ids.receipt(require_id(dlr.raw_id, "id"))
+            except ValueError as exc:
+                raise invalid("id", str(exc)) from None
+        fingerprint: dict[str, Any] = {"id": pid, "state": dlr.state, "code": dlr.code}
+        fingerprint |= {"done": dlr.done, "shape": dlr.shape, "ref": message_id}
+        return Receipt(
+            status=dlr.status,
+            occurred_ms=compact_ms(dlr.done, "done date", self.zone) or now,
+            provider_status=dlr.state,
+            code=dlr.code,
+            provider_id=pid,
+            message_id=message_id,
+            phone=phone_field(params.get("to"), "to"),
+            fingerprint=fingerprint,
+        )
+
+
+def _utf8(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid("body", "a receipt text is UTF-8") from None

@@ -1,0 +1,178 @@
+"""Twilio Programmable Messaging status callbacks (``POST /webhooks/twilio``) -> canonical events.
+
+Source: docs/providers.md section 1 (Twilio docs "Track outbound message status", "Webhooks
+security"; twilio-python ``request_validator.py``). The mapping table and its decisions are
+written out in the project's docs/providers.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from ingest.errors import Unauthenticated
+from ingest.providers import ids
+from ingest.providers.auth import same
+from ingest.providers.common import (
+    Callback,
+    Mapped,
+    Receipt,
+    Skip,
+    form_pairs,
+    invalid,
+    json_object,
+    phone_field,
+    require_id,
+    to_record,
+)
+from schemas.status import Status
+
+NAME = "twilio"
+
+STATUSES: dict[str, Status | None] = {
+    "accepted": None,
+    "scheduled": None,
+    "queued": None,
+    "sending": None,
+    "sent": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "undelivered": Status.UNDELIVERED,
+    "failed": Status.REJECTED,
+    "canceled": Status.REJECTED,
+    "read": Status.READ,
+    "receiving": None,
+    "received": None,
+    "partially_delivered": None,
+}
+"""``MessageStatus`` -> canonical status; None = acknowledged without an event (states before
+hand-off carry no message identity, inbound states are not ours, partially_delivered is
+deprecated). Decisions: docs/providers.md, Twilio table."""
+
+
+def signature(token: str, url: str, params: Sequence[tuple[str, str]]) -> str:
+    """Twilio's ``X-Twilio-Signature`` of a request: base64 HMAC-SHA1, keyed with the account
+    auth token, of the URL followed by each parameter's name and value, sorted by name (the
+    values of a repeated name sorted and de-duplicated, as twilio-python does)."""
+    grouped: dict[str, set[str]] = {}
+    for name, value in params:
+        grouped.setdefault(name, set()).add(value)
+    data = url + "".join(
+        name + value for name in sorted(grouped) for value in sorted(grouped[name])
+    )
+    digest = hmac.new(token.encode("utf-8"), data.encode("utf-8"), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def url_variants(url: str) -> list[str]:
+    """The URL as given, and with its port removed or the scheme's default port added:
+    Twilio's signing "is inconsistent" about ports (twilio-python ``validate``)."""
+    parts = urlsplit(url)
+    if parts.port is not None:
+        bare = parts.netloc.rsplit(":", 1)[0]
+        return [url, urlunsplit(parts._replace(netloc=bare))]
+    default = "443" if parts.scheme == "https" else "80"
+    return [url, urlunsplit(parts._replace(netloc=f"{parts.netloc}:{default}"))]
+
+
+def verify(cb: Callback, token: str, form: Sequence[tuple[str, str]] | None) -> None:
+    """Check ``X-Twilio-Signature`` of a form callback (``form`` = its pairs) or of a JSON one
+    (``form`` None: the URL carries ``bodySHA256``, the hex SHA-256 of the raw body, and the
+    URL alone is signed). Raises :class:`Unauthenticated` when it does not match."""
+    given = cb.header("x-twilio-signature")
+    if not given:
+        raise Unauthenticated("X-Twilio-Signature is missing")
+    signed: Sequence[tuple[str, str]] = form or ()
+    if form is None:
+        query = dict(parse_qsl(urlsplit(cb.url).query, keep_blank_values=True))
+        body_hash = query.get("bodySHA256")
+        if body_hash is None:
+            raise Unauthenticated("a JSON callback needs bodySHA256 in its URL")
+        if not same(hashlib.sha256(cb.body).hexdigest(), body_hash.lower()):
+            raise Unauthenticated("bodySHA256 does not match the body")
+    if not any(same(signature(token, url, signed), given) for url in url_variants(cb.url)):
+        raise Unauthenticated("X-Twilio-Signature does not match")
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def _first(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        out.setdefault(name, value)
+    return out
+
+
+def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
+    """Map one status callback's parameters.
+
+    ``MessageSid`` (or legacy ``SmsSid``) and ``MessageStatus`` (or ``SmsStatus``) are
+    required; ``EventType=READ`` (RCS/WhatsApp) is a READ. Twilio sends no event time, so
+    ``occurredAt`` is the receive time and the event id leaves it out (a retry is the same
+    event). Raises :class:`InvalidBody` for a missing or malformed field.
+    """
+    sid = ids.twilio_sid(require_id(params.get("MessageSid") or params.get("SmsSid"), "MessageSid"))
+    word = (params.get("MessageStatus") or params.get("SmsStatus") or "").strip().lower()
+    if not word:
+        raise invalid("MessageStatus", "required")
+    event_type = (params.get("EventType") or "").strip().upper()
+    status = Status.READ if event_type == "READ" else STATUSES.get(word, Skip("unknown", word))
+    if status is None:
+        return Skip("no canonical event for this status", word)
+    if isinstance(status, Skip):
+        return status
+    code = (params.get("ErrorCode") or "").strip() or "0"
+    return Receipt(
+        status=status,
+        occurred_ms=received_ms,
+        provider_status=word,
+        code=code,
+        message=(params.get("ErrorMessage") or "").strip() or None,
+        provider_id=sid,
+        phone=phone_field(params.get("To"), "To"),
+        fingerprint={
+            "sid": sid,
+            "status": word,
+            "eventType": event_type,
+            "code": code,
+            "dlrDone": params.get("RawDlrDoneDate", ""),
+        },
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioAdapter:
+    """``POST /webhooks/twilio``: form-encoded (or JSON with ``bodySHA256``) status callbacks,
+    checked with the account auth token when ``token`` is set."""
+
+    token: str | None
+    name: str = NAME
+
+    @property
+    def configured(self) -> bool:
+        """True when the auth token (``MSGSTATUS_TWILIO_AUTH_TOKEN``) is set."""
+        return self.token is not None
+
+    def handle(self, cb: Callback) -> Mapped:
+        """Verify the signature (when configured), then map. See :func:`receipt`."""
+        if cb.content_type == "application/json":
+            data = json_object(cb.body)
+            params = {k: str(v) for k, v in data.items() if _scalar(v)}
+            form = None
+        else:
+            form = form_pairs(cb.body)
+            params = _first(form)
+        if self.token is not None:
+            verify(cb, self.token, form)
+        mapped = Mapped()
+        result = receipt(params, cb.received_ms)
+        if isinstance(result, Skip):
+            mapped.skipped.append(result)
+        else:
+            mapped.records.append(to_record(result, NAME, ids.TWILIO, cb.received_ms))
+        return mapped

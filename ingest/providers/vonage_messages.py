@@ -1,0 +1,150 @@
+"""Vonage Messages API status callbacks (``POST /webhooks/vonage-messages``) -> canonical events.
+
+Source: docs/providers.md section 2b (Vonage Messages OpenAPI v1.20; "Messages API status
+callbacks"; "Signed webhooks"). The mapping table and its decisions are written out in the
+project's docs/providers.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from ingest.errors import Unauthenticated, UnsignedRetry
+from ingest.providers import ids
+from ingest.providers.auth import same
+from ingest.providers.common import (
+    Callback,
+    Mapped,
+    Receipt,
+    Skip,
+    invalid,
+    iso_ms,
+    json_object,
+    phone_field,
+    require_id,
+    text_field,
+    to_record,
+    uuid_or_none,
+)
+from schemas.status import Status
+
+NAME = "vonage-messages"
+FUTURE_SKEW_S = 300
+PHONE_CHANNELS = frozenset({"sms", "mms", "rcs", "whatsapp", "viber_service"})
+"""Channels whose ``to`` is a phone number (Messenger's is a page-scoped id)."""
+
+STATUSES: dict[str, Status] = {
+    "submitted": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "read": Status.READ,
+    "rejected": Status.REJECTED,
+    "undeliverable": Status.REJECTED,
+}
+"""``status`` -> canonical status; a ``rejected`` whose error says the TTL expired is
+UNDELIVERED (:func:`_expired`). Decisions: docs/providers.md, Vonage Messages table."""
+
+
+def verify(
+    authorization: str | None, body: bytes, secret: str, now_ms: int, max_age_s: int
+) -> None:
+    """Check the ``Authorization: Bearer <JWT>`` of a callback (Vonage "Signed webhooks").
+
+    The JWT is HS256 with the signature secret (whatever the dashboard's signature method);
+    its ``payload_hash`` claim must be the hex SHA-256 of the raw body and its ``iat`` at
+    most ``max_age_s`` old. Raises :class:`UnsignedRetry` when there is no token (Vonage
+    retries after a 5xx, signed) and :class:`Unauthenticated` when it does not verify.
+    """
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnsignedRetry("the callback carries no signed JWT")
+    try:
+        claims = jwt.decode(
+            token.strip(),
+            secret,
+            algorithms=["HS256"],
+            options={"require": ["iat", "payload_hash"], "verify_aud": False},
+            leeway=FUTURE_SKEW_S,
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(f"the JWT does not verify: {exc.__class__.__name__}") from None
+    payload_hash = claims["payload_hash"]
+    if not isinstance(payload_hash, str) or not same(
+        hashlib.sha256(body).hexdigest(), payload_hash.lower()
+    ):
+        raise Unauthenticated("payload_hash does not match the body")
+    iat = claims["iat"]
+    age = now_ms // 1000 - int(iat) if isinstance(iat, int | float) else None
+    if age is None or age > max_age_s or age < -FUTURE_SKEW_S:
+        raise Unauthenticated("the JWT's iat is outside the accepted window")
+
+
+def _expired(error: dict[str, Any]) -> bool:
+    """True when a rejection's error says the message's TTL ran out before delivery."""
+    words = " ".join(str(error.get(k, "")) for k in ("title", "detail")).lower()
+    return "expired" in words or "ttl" in words
+
+
+def receipt(data: dict[str, Any], received_ms: int) -> Receipt | Skip:
+    """Map one status callback. ``message_uuid`` and ``status`` are required; ``client_ref``
+    holding a UUID names our message; ``occurredAt`` is ``timestamp`` (else the receive time);
+    ``provider.code`` is ``error.title`` (the numeric error code), ``provider.message``
+    ``error.detail``. Raises :class:`InvalidBody` for a missing or malformed field."""
+    pid = ids.vonage_id(require_id(text_field(data, "message_uuid"), "message_uuid"))
+    word = (text_field(data, "status") or "").strip().lower()
+    if not word:
+        raise invalid("status", "required")
+    status = STATUSES.get(word)
+    if status is None:
+        return Skip("unknown", word)
+    error = data.get("error") or {}
+    if not isinstance(error, dict):
+        raise invalid("error", "must be an object")
+    if status is Status.REJECTED and word == "rejected" and _expired(error):
+        status = Status.UNDELIVERED
+    code = text_field(error, "title", "error.") or "0"
+    channel = (text_field(data, "channel") or "").lower()
+    to = text_field(data, "to") if channel in PHONE_CHANNELS else None
+    stamp = text_field(data, "timestamp")
+    client_ref = text_field(data, "client_ref") or ""
+    return Receipt(
+        status=status,
+        occurred_ms=iso_ms(stamp, "timestamp") or received_ms,
+        provider_status=word,
+        code=code,
+        message=text_field(error, "detail", "error."),
+        provider_id=pid,
+        message_id=uuid_or_none(client_ref),
+        phone=phone_field(to, "to"),
+        fingerprint={"id": pid, "status": word, "at": stamp, "code": code, "ref": client_ref},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VonageMessagesAdapter:
+    """``POST /webhooks/vonage-messages``: JSON status callbacks, JWT-checked when ``secret``
+    (``MSGSTATUS_VONAGE_SIGNATURE_SECRET``) is set."""
+
+    secret: str | None
+    max_age_s: int = 25 * 3600
+    name: str = NAME
+
+    @property
+    def configured(self) -> bool:
+        """True when the Vonage signature secret is set."""
+        return self.secret is not None
+
+    def handle(self, cb: Callback) -> Mapped:
+        """Verify the JWT (when configured), then map. See :func:`receipt`."""
+        if self.secret is not None:
+            verify(cb.header("authorization"), cb.body, self.secret, cb.received_ms, self.max_age_s)
+        mapped = Mapped()
+        result = receipt(json_object(cb.body), cb.received_ms)
+        if isinstance(result, Skip):
+            mapped.skipped.append(result)
+        else:
+            mapped.records.append(to_record(result, NAME, ids.VONAGE, cb.received_ms))
+        return mapped
