@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 from aiohttp import web
+from prometheus_client import Counter
 
 from ingest.errors import LogUnavailable
 from ingest.publisher import Publisher
@@ -20,6 +21,23 @@ from schemas.problems import FieldError, Problem
 
 SETTINGS = web.AppKey("settings", IngestSettings)
 PUBLISHER = web.AppKey("publisher", Publisher)
+
+WEBHOOKS = Counter(
+    "msgstatus_webhooks_total",
+    "Webhook calls by endpoint (events, twilio, ...) and outcome",
+    ["source", "outcome"],
+)
+RECEIVED = Counter(
+    "msgstatus_events_received_total", "Events mapped from valid webhooks", ["source"]
+)
+
+
+def source_of(request: web.Request) -> str:
+    """The webhook endpoint's name (``events``, ``twilio``, ...): a route, never user input."""
+    resource = request.match_info.route.resource
+    canonical = resource.canonical if resource is not None else ""
+    return canonical.rsplit("/", 1)[-1] or "unknown"
+
 
 Responder = Callable[[Sequence[EventRecord]], web.Response]
 """Builds the 2xx answer once Kafka acknowledged the records (providers differ here)."""
@@ -41,21 +59,27 @@ async def publish_or_problem(
     Answers 503 with ``Retry-After`` (seconds, ``retry_after_s``) when Kafka is unreachable or
     too slow (SPEC section 4): never a 2xx for events that may not be in the log.
     """
+    source = source_of(request)
+    RECEIVED.labels(source).inc(len(records))
     try:
         await request.app[PUBLISHER].publish(records)
     except LogUnavailable as exc:
+        WEBHOOKS.labels(source, "unavailable").inc()
         retry = str(request.app[SETTINGS].retry_after_s)
         return problem_response(
             Problem(503, "log-unavailable", str(exc)), request, **{"Retry-After": retry}
         )
+    WEBHOOKS.labels(source, "accepted").inc()
     return respond(records)
 
 
 def unauthorized(request: web.Request, detail: str) -> web.Response:
     """401 problem document; the detail never echoes secrets."""
+    WEBHOOKS.labels(source_of(request), "unauthenticated").inc()
     return problem_response(Problem(401, "unauthenticated", detail), request)
 
 
 def invalid_body(request: web.Request, detail: str, errors: Sequence[FieldError]) -> web.Response:
     """400 problem document naming each bad field."""
+    WEBHOOKS.labels(source_of(request), "invalid").inc()
     return problem_response(Problem(400, "invalid-body", detail, tuple(errors)), request)

@@ -98,3 +98,18 @@ async def test_health_and_readiness_answer(stack: Stack) -> None:
         for path, status in (("/healthz", 200), ("/readyz", 200), ("/metrics", 200)):
             async with stack.http.get(base + path) as resp:
                 assert resp.status == status, base + path
+
+
+async def test_metrics_count_webhooks_by_outcome_and_reads_by_route(stack: Stack) -> None:
+    """/metrics counts rejected webhooks per endpoint and read requests per route and status."""
+    assert (await stack.post(b"{}", headers={"content-type": "application/json"})).status == 401
+    assert (await stack.get(f"/api/messagestatus/{uuid.uuid4()}")).status == 404
+    async with stack.http.get(stack.ingest_url + "/metrics") as resp:
+        ingest_metrics = await resp.text()
+    async with stack.http.get(stack.api_url + "/metrics") as resp:
+        api_metrics = await resp.text()
+    assert 'msgstatus_webhooks_total{outcome="unauthenticated",source="events"}' in ingest_metrics
+    assert (
+        'msgstatus_http_requests_total{route="/api/messagestatus/{messageid}",service="api",status="404"}'
+        in api_metrics
+    )
