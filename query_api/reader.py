@@ -1,4 +1,4 @@
-"""Reads of the projection: one GET per message, one ZSET range plus one MGET per list page."""
+"""Reads of the projection: one GET per message, one Lua script call per list page."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from query_api.params import Cursor
+from query_api.scripts import LIST_PAGE
 from schemas import keys
 from schemas.stored import MessageState, decode_stored
 
@@ -34,6 +35,7 @@ class Reader:
         self._pinned = pinned
         self._poll_s = poll_s
         self._poller: asyncio.Task[None] | None = None
+        self._list_page = redis.register_script(LIST_PAGE)
 
     async def start(self) -> None:
         """Read the served generation once (if Redis answers) and keep following it."""
@@ -86,54 +88,32 @@ class Reader:
 
     async def page(
         self, index_key: str, before_ms: int, count: int, after: Cursor | None
-    ) -> tuple[list[bytes], Cursor | None]:
+    ) -> tuple[bytes, Cursor | None]:
         """Up to ``count`` documents from an index, newest first, ties by id descending.
 
         Only messages sent strictly before ``before_ms``, or, with a cursor, after the previous
-        page's last message. Returns the documents and the next page's cursor, if any.
-        Index entries whose message has expired (retention) are skipped and removed.
+        page's last message. Returns the documents joined by commas (ready for the list
+        document) and the next page's cursor, if any. One round trip (a Lua script); index
+        entries whose message has expired (retention) are skipped, then removed.
         """
         high = f"({before_ms}" if after is None else str(after.score)
-        docs: list[bytes] = []
-        expired: list[str] = []
-        last: Cursor | None = None
-        more = False
-        offset, chunk = 0, count + 1
-        while not more:
-            rows = cast(
-                list[tuple[bytes, float]],
-                await self.redis.zrevrangebyscore(
-                    index_key, high, "-inf", start=offset, num=chunk, withscores=True
-                ),
-            )
-            offset += len(rows)
-            candidates = [(m.decode(), int(sc)) for m, sc in rows]
-            if after is not None:
-                # Same send time as the previous page's last message: only smaller ids follow.
-                candidates = [
-                    (m, sc) for m, sc in candidates if sc != after.score or m < after.message_id
-                ]
-            if candidates:
-                raws = cast(
-                    list[bytes | None],
-                    await self.redis.mget(
-                        [keys.message_key(self.generation, m) for m, _ in candidates]
-                    ),
-                )
-                for (mid, score), raw in zip(candidates, raws, strict=True):
-                    if raw is None:
-                        expired.append(mid)
-                        continue
-                    cut = raw.find(b"\n")
-                    if cut <= 0:
-                        continue
-                    if len(docs) == count:
-                        more = True
-                        break
-                    docs.append(raw[:cut])
-                    last = Cursor(score, mid)
-            if len(rows) < chunk:
-                break
+        reply = cast(
+            list[bytes | int],
+            await self._list_page(
+                keys=[index_key],
+                args=[
+                    high,
+                    count,
+                    after.message_id if after else "",
+                    after.score if after else "",
+                    keys.message_key_prefix(self.generation),
+                ],
+            ),
+        )
+        joined, more, last_score, last_id, *expired = reply
         if expired:
             await self.redis.zrem(index_key, *expired)
-        return docs, last if more else None
+        if not more:
+            return cast(bytes, joined), None
+        score, mid = cast(bytes, last_score), cast(bytes, last_id)
+        return cast(bytes, joined), Cursor(int(float(score)), mid.decode())

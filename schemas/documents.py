@@ -69,9 +69,10 @@ def render_message(view: MessageView) -> bytes:
     return orjson.dumps({"message": message_object(view)})
 
 
-def render_list(documents: list[bytes]) -> bytes:
-    """Join pre-rendered message documents into ``{"messages": [...]}`` without parsing them."""
-    return b'{"messages":[' + b",".join(documents) + b"]}"
+def render_list(joined: bytes) -> bytes:
+    """Wrap pre-rendered message documents, already joined by commas, into
+    ``{"messages": [...]}`` without parsing them."""
+    return b'{"messages":[' + joined + b"]}"
 
 
 def render_history(message_id: str, entries: tuple[HistoryEntry, ...]) -> bytes:

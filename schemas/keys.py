@@ -26,6 +26,11 @@ def message_key(generation: str, message_id: str) -> str:
     return f"{PREFIX}:{generation}:msg:{{{message_id}}}"
 
 
+def message_key_prefix(generation: str) -> str:
+    """The message key without its id and closing brace (the read API's list script)."""
+    return f"{PREFIX}:{generation}:msg:{{"
+
+
 def phone_index_key(generation: str, phone: str) -> str:
     """ZSET: message ids sent to an E.164 number, scored by send time (epoch ms)."""
     return f"{PREFIX}:{generation}:phone:{{{escape(phone)}}}"
