@@ -257,3 +257,16 @@ async def test_unknown_route_and_wrong_method_are_problem_documents(stack: Stack
     assert reply.headers["Content-Type"].startswith("application/problem+json")
     async with stack.http.post(stack.api_url + "/api/messagestatus/x") as resp:
         assert resp.status == 405
+
+
+async def test_expired_messages_leave_the_lists_and_their_index_entries_go(stack: Stack) -> None:
+    """An index entry whose message expired (retention) is skipped, then removed."""
+    phone = new_phone()
+    kept = str(uuid.uuid4())
+    await post_accepted(stack, [acceptance(kept, phone=phone, at="2026-03-01T10:00:00Z")])
+    index = keys.phone_index_key(stack.generation, phone)
+    gone = str(uuid.uuid4())
+    await stack.redis.zadd(index, {gone: 1_772_359_300_000})  # newer, but its message is gone
+    reply = await stack.get(f"/api/messagestatus/phonenumber/{quote(phone)}")
+    assert [m["message"]["id"] for m in reply.body["messages"]] == [kept]
+    assert await stack.redis.zscore(index, gone) is None
