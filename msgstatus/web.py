@@ -6,10 +6,12 @@ Kafka/Redis connections; ``/metrics`` serves the Prometheus text format (SPEC se
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -57,6 +59,22 @@ def _route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+_REQUEST_IDS = itertools.count(1)
+_PROCESS_TAG = os.urandom(4).hex()
+_SERIES: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def _series(service: str, route: str, status: int) -> tuple[Any, Any]:
+    """The counter and histogram children of one (service, route, status), looked up once:
+    ``labels()`` on every request costs more than the rest of a cached read."""
+    key = (service, route, str(status))
+    found = _SERIES.get(key)
+    if found is None:
+        found = (REQUESTS.labels(*key), LATENCY.labels(service, route))
+        _SERIES[key] = found
+    return found
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give each request an id, count and time it per route, and turn stray errors into problems.
@@ -66,7 +84,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
     rid = request.headers.get("X-Request-Id", "")
     if not (0 < len(rid) <= 64 and rid.isprintable()):
-        rid = uuid.uuid4().hex
+        rid = f"{_PROCESS_TAG}-{next(_REQUEST_IDS):x}"  # unique per process and request
     token = request_id.set(rid)
     started = time.perf_counter()
     service = request.app[SERVICE]
@@ -86,9 +104,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 request,
             )
         response.headers["X-Request-Id"] = rid
-        route = _route_label(request)
-        REQUESTS.labels(service, route, str(response.status)).inc()
-        LATENCY.labels(service, route).observe(time.perf_counter() - started)
+        count, latency = _series(service, _route_label(request), response.status)
+        count.inc()
+        latency.observe(time.perf_counter() - started)
         return response
     finally:
         request_id.reset(token)
