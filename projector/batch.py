@@ -4,9 +4,11 @@ projector and replay)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
@@ -21,6 +23,7 @@ from projector.store import ApplyReport, ProjectionStore
 from schemas.events import EventRecord
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 APPLIED = Counter("msgstatus_events_applied_total", "Events folded into the projection")
 DEAD_LETTERED = Counter(
@@ -55,26 +58,32 @@ def decode(
     return events, invalid
 
 
-async def apply_until_done(
-    store: ProjectionStore, events: Sequence[EventRecord], retry_max_s: float
-) -> ApplyReport:
-    """Apply events to one store, retrying the SAME events on transient errors, forever.
+async def until_done(step: Callable[[], Awaitable[T]], retry_max_s: float) -> T:
+    """Run ``step`` until it succeeds, retrying on transient errors (Redis unreachable,
+    write conflicts), forever, with backoff doubling up to ``retry_max_s`` seconds.
 
-    Backoff doubles up to ``retry_max_s`` seconds. A batch is never skipped (PITFALLS:
-    aiokafka#1046); any non-transient error propagates so the caller stops uncommitted.
+    A batch is never skipped (PITFALLS: aiokafka#1046); any other error propagates so the
+    caller stops without committing. ``msgstatus_projector_failing`` is 1 while retrying.
     """
     delay = 0.05
     while True:
         try:
-            report = await store.apply(events)
+            result = await step()
             FAILING.set(0)
-            return report
+            return result
         except TRANSIENT as exc:
             FAILING.set(1)
             RETRIES.labels(exc.__class__.__name__).inc()
-            log.warning("batch failed, retrying: %s", exc.__class__.__name__)
+            log.warning("projection step failed, retrying: %s", exc.__class__.__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, retry_max_s)
+
+
+async def apply_until_done(
+    store: ProjectionStore, events: Sequence[EventRecord], retry_max_s: float
+) -> ApplyReport:
+    """Apply events to one store until applied (see :func:`until_done`)."""
+    return await until_done(lambda: store.apply(events), retry_max_s)
 
 
 async def process(
@@ -84,7 +93,8 @@ async def process(
     dead_letter_topic: str,
     retry_max_s: float = 5.0,
 ) -> ApplyReport:
-    """Apply a batch to every target generation until applied; dead-letter what never applies.
+    """Apply a batch to every target generation until applied; dead-letter what never applies;
+    then record each generation's position in the log (projector.store.record_positions).
 
     The first store is the served generation: its report is returned and its refusals are
     dead-lettered (acknowledged by Kafka before this returns). With ``dead_letters=None``
@@ -95,8 +105,27 @@ async def process(
     for store in stores[1:]:
         await apply_until_done(store, events, retry_max_s)
     APPLIED.inc(report.applied)
-    if dead_letters is None:
-        return report
+    if dead_letters is not None:
+        await _dead_letter(report, invalid, dead_letters, dead_letter_topic)
+    positions: dict[tuple[str, int], int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        positions[key] = max(positions.get(key, 0), r.offset + 1)
+    report.new_partitions = await until_done(
+        functools.partial(stores[0].record_positions, positions), retry_max_s
+    )
+    for store in stores[1:]:
+        await until_done(functools.partial(store.record_positions, positions), retry_max_s)
+    return report
+
+
+async def _dead_letter(
+    report: ApplyReport,
+    invalid: list[tuple[ConsumerRecord[bytes, bytes], str]],
+    dead_letters: AIOKafkaProducer,
+    dead_letter_topic: str,
+) -> None:
+    """Publish the batch's dead letters and wait for Kafka's acknowledgement."""
     now = int(time.time() * 1000)
     letters = [invalid_letter(r, reason, now) for r, reason in invalid]
     letters += [refusal_letter(r, now) for r in report.refusals]
@@ -107,4 +136,3 @@ async def process(
         for refusal in report.refusals:
             DEAD_LETTERED.labels("refused").inc()
             log.warning("dead-lettered event of %s: %s", refusal.message_id, refusal.reason)
-    return report

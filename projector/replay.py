@@ -25,6 +25,7 @@ from projector import generations
 from projector.batch import process
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
+from schemas import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,9 @@ class Replay:
     async def run(self) -> ReplayResult:
         """Rebuild, switch and clean up; see the module docstring."""
         started = time.monotonic()
-        redis = Redis.from_url(self.s.redis_url, decode_responses=False)
+        redis = Redis.from_url(
+            self.s.redis_url, decode_responses=False, **redis_client.async_options()
+        )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.s.kafka_bootstrap_servers,
             enable_auto_commit=False,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
+import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Gauge, start_http_server
@@ -18,14 +20,64 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from projector import generations
-from projector.batch import process
+from projector.batch import process, until_done
+from projector.positions import ResumeFromProjection
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
+from schemas import redis_client
 from schemas.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
 LAG = Gauge("msgstatus_projector_lag", "Records behind the end of the log", ["partition"])
+
+
+class Healer:
+    """Notices that the projection lost positions it had recorded, and rebuilds those partitions.
+
+    Redis that restarted without persistence (or was flushed) no longer holds the positions
+    the projector wrote: seen on the next batch of a partition (its position was absent) or
+    by a check every ``CHECK_EVERY_S`` seconds for idle partitions. Those partitions are read
+    again from the beginning of the log; their positions start from nothing, so a crash
+    during the rebuild resumes it.
+    """
+
+    CHECK_EVERY_S = 2.0
+
+    def __init__(self, consumer: AIOKafkaConsumer, topic: str, retry_max_s: float) -> None:
+        self.consumer = consumer
+        self.topic = topic
+        self.retry_max_s = retry_max_s
+        self.recorded: set[tuple[str, int]] = set()  # (generation, partition) we wrote
+        self._checked = time.monotonic()
+
+    async def after_batch(self, store: ProjectionStore, new_partitions: list[int]) -> None:
+        """Heal partitions whose position was absent although this process had written it."""
+        lost = [p for p in new_partitions if (store.generation, p) in self.recorded]
+        self.recorded.update((store.generation, p) for p in new_partitions)
+        if lost:
+            await self._rebuild(store, lost)
+
+    async def check(self, store: ProjectionStore) -> None:
+        """Every few seconds, look for recorded positions that vanished (idle partitions)."""
+        if time.monotonic() - self._checked < self.CHECK_EVERY_S:
+            return
+        self._checked = time.monotonic()
+        mine = [p for g, p in self.recorded if g == store.generation]
+        if mine:
+            lost = await until_done(
+                functools.partial(store.missing_positions, self.topic, mine), self.retry_max_s
+            )
+            if lost:
+                await self._rebuild(store, lost)
+
+    async def _rebuild(self, store: ProjectionStore, lost: list[int]) -> None:
+        log.warning("the projection lost partitions %s; rebuilding them from the log", lost)
+        await until_done(
+            functools.partial(store.forget_positions, self.topic, lost), self.retry_max_s
+        )
+        self.recorded.difference_update((store.generation, p) for p in lost)
+        await self.consumer.seek_to_beginning(*(TopicPartition(self.topic, p) for p in lost))
 
 
 class Projector:
@@ -43,10 +95,11 @@ class Projector:
         """Consume, apply, commit until stopped. Raises on errors a retry cannot cure."""
         s = self.settings
         await ensure_topics(s)
-        redis = Redis.from_url(s.redis_url, decode_responses=False, health_check_interval=10)
-        writer = SyncRedis.from_url(s.redis_url, decode_responses=False, health_check_interval=10)
+        redis = Redis.from_url(s.redis_url, decode_responses=False, **redis_client.async_options())
+        writer = SyncRedis.from_url(
+            s.redis_url, decode_responses=False, **redis_client.sync_options()
+        )
         consumer = AIOKafkaConsumer(
-            s.topic,
             bootstrap_servers=s.kafka_bootstrap_servers,
             group_id=s.group_id,
             enable_auto_commit=False,
@@ -60,8 +113,10 @@ class Projector:
         )
         await dead_letters.start()
         await consumer.start()
+        resume = ResumeFromProjection(consumer, redis, s.generation, s.redis_retry_max_s)
+        consumer.subscribe([s.topic], listener=resume)
         try:
-            await self._loop(consumer, redis, writer, dead_letters)
+            await self._loop(consumer, redis, writer, dead_letters, resume)
         finally:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(s.shutdown_timeout_s):
@@ -78,29 +133,43 @@ class Projector:
         redis: Redis,
         writer: SyncRedis,
         dead_letters: AIOKafkaProducer,
+        resume: ResumeFromProjection,
     ) -> None:
         s = self.settings
         stores: dict[str, ProjectionStore] = {}
+        healer = Healer(consumer, s.topic, s.redis_retry_max_s)
         served = ""
         while not self._stop.is_set():
             batch = await consumer.getmany(
                 timeout_ms=s.poll_timeout_ms, max_records=s.batch_max_records
             )
+            if resume.fatal is not None:
+                raise resume.fatal
+            if served:
+                await healer.check(stores[served])
             records = [r for rs in batch.values() for r in rs]
             if not records:
                 continue
             # Read after the fetch, so records produced after a replay announced its
             # generation always reach that generation too (projector.generations).
-            names = await generations.targets(redis, s.generation)
+            names = await until_done(
+                functools.partial(generations.targets, redis, s.generation), s.redis_retry_max_s
+            )
             if names[0] != served:
                 served = names[0]
                 log.info("projecting into generation %s", served)
             stores = {n: stores.get(n) or ProjectionStore(writer, n, s.retention_ms) for n in names}
-            targets = [stores[n] for n in names]
-            await process(records, targets, dead_letters, s.dead_letter_topic, s.redis_retry_max_s)
+            report = await process(
+                records,
+                [stores[n] for n in names],
+                dead_letters,
+                s.dead_letter_topic,
+                s.redis_retry_max_s,
+            )
             offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
             await consumer.commit(offsets)
             self._record_lag(consumer, offsets)
+            await healer.after_batch(stores[served], report.new_partitions)
 
     @staticmethod
     def _record_lag(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:

@@ -58,3 +58,18 @@ local out = redis.call('HGETALL', KEYS[2])
 table.insert(out, 1, id)
 return out
 """
+
+POSITIONS = """
+-- KEYS[1] the generation's positions HASH ('<topic>:<partition>' -> next offset).
+-- ARGV: field, offset, field, offset, ... Keeps the greater offset: two projectors during a
+-- rebalance never move a position back. Returns the fields that had no position yet.
+local absent = {}
+for i = 1, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if not cur then absent[#absent + 1] = ARGV[i] end
+  if tonumber(ARGV[i + 1]) > tonumber(cur or '-1') then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return absent
+"""

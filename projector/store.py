@@ -29,7 +29,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from projector import fold, scripts
 from projector.errors import CorruptState, WriteConflict
-from schemas import keys
+from schemas import keys, redis_client
 from schemas.documents import render_message
 from schemas.events import EventRecord
 from schemas.status import Status
@@ -66,6 +66,8 @@ class ApplyReport:
     written: int = 0
     parked: int = 0
     refusals: list[Refusal] = field(default_factory=list)
+    new_partitions: list[int] = field(default_factory=list)
+    """Partitions the served generation had no recorded position for before this batch."""
 
 
 def _index_parts(acc: Acceptance) -> list[tuple[str, str]]:
@@ -99,13 +101,15 @@ class ProjectionStore:
             "index": scripts.INDEX_ADD,
             "park": scripts.PARK,
             "register": scripts.REGISTER,
+            "positions": scripts.POSITIONS,
         }
         self._sha: dict[str, str] = {}
 
     @classmethod
     def from_url(cls, url: str, generation: str, retention_ms: int) -> ProjectionStore:
         """A store with its own synchronous client of ``url``."""
-        return cls(Redis.from_url(url, decode_responses=False), generation, retention_ms)
+        client = Redis.from_url(url, decode_responses=False, **redis_client.sync_options())
+        return cls(client, generation, retention_ms)
 
     # --- pipelines ------------------------------------------------------------------------
     def _load_scripts(self) -> None:
@@ -175,6 +179,43 @@ class ProjectionStore:
         addressed = self._resolve(events, now, report)
         self._apply_addressed(addressed, now, report)
         return report
+
+    async def record_positions(self, positions: dict[tuple[str, int], int]) -> list[int]:
+        """Record how far into the log this generation reflects ((topic, partition) -> next
+        offset); only ever moves forward. Call after the batch and its dead letters.
+
+        Returns the partitions that had no recorded position before this call.
+        """
+        return await asyncio.to_thread(self.record_positions_sync, positions)
+
+    def record_positions_sync(self, positions: dict[tuple[str, int], int]) -> list[int]:
+        """Synchronous :meth:`record_positions`."""
+        if not positions:
+            return []
+        args: list[Any] = []
+        for (topic, partition), offset in sorted(positions.items()):
+            args += [f"{topic}:{partition}", offset]
+
+        def build(cmds: Commands) -> None:
+            self._script(cmds, "positions", [keys.positions_key(self.generation)], args)
+
+        absent = self._pipeline(build)[0]
+        return [int(field.rsplit(b":", 1)[1]) for field in absent]
+
+    async def missing_positions(self, topic: str, partitions: Sequence[int]) -> list[int]:
+        """The partitions among ``partitions`` that have no recorded position."""
+        fields = [f"{topic}:{p}" for p in partitions]
+        found = await asyncio.to_thread(
+            self.redis.hmget, keys.positions_key(self.generation), fields
+        )
+        return [
+            p for p, value in zip(partitions, cast(list[Any], found), strict=True) if value is None
+        ]
+
+    async def forget_positions(self, topic: str, partitions: Sequence[int]) -> None:
+        """Drop the recorded positions of partitions that are being rebuilt from the start."""
+        fields = [f"{topic}:{p}" for p in partitions]
+        await asyncio.to_thread(self.redis.hdel, keys.positions_key(self.generation), *fields)
 
     def _resolve(
         self, events: Sequence[EventRecord], now: int, report: ApplyReport

@@ -16,7 +16,7 @@ from query_api import params
 from query_api.openapi import openapi_document
 from query_api.reader import Reader
 from query_api.settings import ApiSettings
-from schemas import keys
+from schemas import keys, redis_client
 from schemas.documents import render_history, render_list
 from schemas.problems import Problem, invalid
 
@@ -133,7 +133,10 @@ async def get_openapi(_request: web.Request) -> web.Response:
 async def _reader_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=settings.redis_max_connections, timeout=5
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=5,
+        **redis_client.async_options(),
     )
     redis = Redis(connection_pool=pool, decode_responses=False)
     reader = Reader(redis, settings.retention_ms, settings.generation_poll_s, settings.generation)

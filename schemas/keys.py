@@ -57,6 +57,16 @@ def parked_key(generation: str, name: str, provider_id: str) -> str:
     return f"{PREFIX}:{generation}:parked:{_provider_tag(name, provider_id)}"
 
 
+def positions_key(generation: str) -> str:
+    """HASH ``<topic>:<partition>`` -> next offset: how far into the log a generation reflects.
+
+    Written after each batch (and its dead letters); the projector resumes from it, so a
+    projection that lost writes (a Redis restart without persistence) is rebuilt, never
+    silently incomplete, and one that is ahead of the log is refused.
+    """
+    return f"{PREFIX}:{generation}:positions"
+
+
 def generation_pattern(generation: str) -> str:
     """SCAN MATCH pattern of a whole generation (generation ids are ours, never user input)."""
     return f"{PREFIX}:{generation}:*"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -22,16 +21,10 @@ from schemas.events import EventRecord
 from schemas.status import Status
 from tests.factories import acceptance, new_secret, sign
 from tests.support.kafka_util import read_all
+from tests.support.ports import free_port
 from tests.support.stack import KAFKA, REDIS_URL
 
 MSGSTATUS = [sys.executable, "-m", "msgstatus"]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def spawn(command: str, env: dict[str, str]) -> asyncio.subprocess.Process:

@@ -107,7 +107,13 @@ class Stack:
             last[:] = [reply]
             return reply.status == 200 and reply.body["message"]["status"] == status
 
-        await self.wait_for(probe, timeout, f"{message_id} to be {status}")
+        try:
+            await self.wait_for(probe, timeout, f"{message_id} to be {status}")
+        except AssertionError as exc:
+            seen = last[0] if last else None
+            raise AssertionError(
+                f"{exc}; last answer: {seen and (seen.status, seen.body)}"
+            ) from None
         return last[0]
 
     async def wait_for_list(self, path: str, count: int, timeout: float = 15.0) -> Reply:
