@@ -12,9 +12,12 @@ from ingest.errors import InvalidBody, Unauthenticated
 from ingest.http import (
     PUBLISHER,
     SETTINGS,
+    BodyTimeout,
     accepted_response,
+    body_timeout,
     invalid_body,
     publish_or_problem,
+    read_body,
     unauthorized,
 )
 from ingest.providers.ids import ProviderIds
@@ -23,6 +26,7 @@ from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
 from ingest.signing import StandardWebhookVerifier
 from msgstatus.web import add_ops_routes
+from schemas.problems import FieldError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,15 @@ async def canonical_webhook(request: web.Request) -> web.Response:
     normalised the way that adapter normalises them (docs/providers.md), so an acceptance
     posted here matches the adapter's receipts whatever the id's case or leading zeros.
     """
-    body = await request.read()
+    try:
+        body = await read_body(request)
+    except BodyTimeout:
+        return body_timeout(request)
+    try:
+        body.decode()
+    except UnicodeDecodeError as exc:
+        error = FieldError("body", f"JSON is UTF-8; byte {exc.start} is not")
+        return invalid_body(request, "the body is not UTF-8", [error])
     verifier = request.app[VERIFIER]
     settings = request.app[SETTINGS]
     if verifier is None:

@@ -162,7 +162,10 @@ def _parse_item(
             problems.append(("provider.id", str(exc)))
     if problems:
         return [FieldError(f"{prefix}.{n}" if prefix else n, m) for n, m in problems]
-    return to_record(event, received_ms)
+    try:
+        return to_record(event, received_ms)
+    except ValidationError as exc:  # the log record's own rules (they match, but never a 500)
+        return _field_errors(exc, prefix)
 
 
 def parse_body(

@@ -6,6 +6,7 @@ use them while ``ingest.app`` registers those routes, without an import cycle.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 
 import orjson
@@ -71,6 +72,32 @@ async def publish_or_problem(
         )
     WEBHOOKS.labels(source, "accepted").inc()
     return respond(records)
+
+
+class BodyTimeout(Exception):  # noqa: N818 - maps to HTTP 408
+    """The client did not send its whole body within ``body_timeout_s`` seconds."""
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, read within ``body_timeout_s`` seconds.
+
+    Raises :class:`BodyTimeout` when the client stalls (a slow or truncated upload must not
+    hold a connection for ever), and ``aiohttp``'s 413 when it exceeds ``max_body_bytes``.
+    """
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].body_timeout_s):
+            return await request.read()
+    except TimeoutError:
+        raise BodyTimeout from None
+
+
+def body_timeout(request: web.Request) -> web.Response:
+    """408 problem document for a body that did not arrive in time."""
+    WEBHOOKS.labels(source_of(request), "timeout").inc()
+    timeout = request.app[SETTINGS].body_timeout_s
+    return problem_response(
+        Problem(408, "body-timeout", f"the body did not arrive within {timeout:g} s"), request
+    )
 
 
 def unauthorized(request: web.Request, detail: str) -> web.Response:

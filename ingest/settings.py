@@ -35,6 +35,7 @@ class IngestSettings(CommonSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_batch_events: int = Field(default=10_000, ge=1)
     produce_timeout_s: float = Field(default=5.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
     retry_after_s: int = Field(default=5, ge=1)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
     linger_ms: int = Field(default=2, ge=0)

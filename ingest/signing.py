@@ -35,7 +35,11 @@ class StandardWebhookVerifier:
         }
         try:
             self._webhook.verify(body, wanted, json_parse=False)
-        except (WebhookVerificationError, UnicodeDecodeError, ValueError, binascii.Error) as exc:
-            # ValueError/binascii.Error: a malformed signature header ("v1" without a comma,
-            # bad base64) is a failed signature, not a server error.
+        except WebhookVerificationError as exc:
             raise Unauthenticated(f"webhook signature rejected: {exc}") from None
+        except (UnicodeDecodeError, ValueError, binascii.Error):
+            # A malformed header ("v1" without a comma, bad base64, a timestamp that is no
+            # number) is a failed signature, not a server error; its parser's words stay here.
+            raise Unauthenticated(
+                "webhook signature rejected: malformed webhook-signature or webhook-timestamp"
+            ) from None

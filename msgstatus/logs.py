@@ -7,20 +7,36 @@ import logging
 import re
 import sys
 
+from aiohttp.http_exceptions import HttpProcessingError
 from pythonjsonlogger.json import JsonFormatter
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 """The id of the HTTP request being served (``X-Request-Id``, or one we made)."""
 
-_PHONE_IN_PATH = re.compile(r"((?:%2[Bb]|\+)?\d{3})\d+(\d{2})")
+_PHONE_IN_PATH = re.compile(r"(/phonenumber/(?:%2[Bb]|\+)?[^/?]{0,3})[^/?]*?([^/?]{2})(?=[/?]|$)")
 
 
 def mask_digits(text: str) -> str:
-    """Mask runs of 6+ digits (phone numbers) as ``+12***90`` so logs never hold a full number.
-
-    Used on request paths in the access log (PITFALLS: baileys-api#333).
+    """Mask the phone number of a ``/phonenumber/...`` path as ``/phonenumber/+12***90``, so
+    logs never hold a full number (PITFALLS: baileys-api#333); other segments stay as sent.
     """
     return _PHONE_IN_PATH.sub(lambda m: m.group(1) + "***" + m.group(2), text)
+
+
+class _MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse at ERROR, traceback and raw request line
+    included: that line may hold a phone number or forged text, and anyone can send such
+    requests. Keep one masked WARNING line instead (the client got its 400 already)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "rejected a malformed HTTP request: %s", (
+                exc.__class__.__name__,
+            )
+            record.exc_info = record.exc_text = None
+        return True
 
 
 class _RequestIdFilter(logging.Filter):
@@ -50,3 +66,4 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("aiohttp.server").addFilter(_MalformedRequestFilter())

@@ -97,6 +97,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = problem_response(Problem(exc.status, "http-error", exc.reason), request)
             if exc.status == 405 and "Allow" in exc.headers:
                 response.headers["Allow"] = exc.headers["Allow"]
+        except ConnectionResetError:
+            # The client went away mid-request (an aborted upload): nobody gets an answer,
+            # and it is no server error. 499 is the customary status for the metrics.
+            log.info("client closed the connection before the answer")
+            response = web.Response(status=499)
         except Exception:
             log.exception("unhandled error")
             response = problem_response(

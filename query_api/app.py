@@ -79,9 +79,9 @@ async def get_history(request: web.Request) -> web.Response:
 async def _list(request: web.Request, index_key: str) -> web.Response:
     query = request.rel_url.query
     try:
-        count = params.count(query.get("count"))
-        before = params.send_date(query.get("sendDate"))
-        after = params.cursor(query.get("cursor"))
+        count = params.count(params.single(query, "count"))
+        before = params.send_date(params.single(query, "sendDate"))
+        after = params.cursor(params.single(query, "cursor"))
     except params.BadParameter as exc:
         return _bad(request, exc)
     reader = request.app[READER]
@@ -165,7 +165,8 @@ def create_app(settings: ApiSettings) -> web.Application:
     add_ops_routes(app, "api", readiness)
     app.router.add_get(PREFIX + "/phonenumber/{phonenumber}", get_by_phone)
     app.router.add_get(PREFIX + "/reference/{referencekey:.+}", get_by_reference)
-    app.router.add_get(PREFIX + "/{messageid}/history", get_history)
-    app.router.add_get(PREFIX + "/{messageid}", get_message)
+    # [^/]+ rather than aiohttp's default [^{}/]+: an id with braces is a 400 naming it.
+    app.router.add_get(PREFIX + "/{messageid:[^/]+}/history", get_history)
+    app.router.add_get(PREFIX + "/{messageid:[^/]+}", get_message)
     app.router.add_get("/openapi.json", get_openapi)
     return app

@@ -44,7 +44,7 @@ _LIST_PARAMS: list[dict[str, Any]] = [
         "in": "query",
         "required": False,
         "description": 'Opaque position from the previous page\'s Link rel="next" header.',
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"},
     },
 ]
 

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from multidict import MultiMapping
+
 from schemas.phone import is_e164
 from schemas.timefmt import TimestampError, parse_iso_ms
 
@@ -26,6 +28,14 @@ class BadParameter(ValueError):  # noqa: N818 - reads as the HTTP condition (400
     def __init__(self, name: str, message: str) -> None:
         super().__init__(message)
         self.name = name
+
+
+def single(query: MultiMapping[str], name: str) -> str | None:
+    """The one value of a query parameter, or None; given twice it is ambiguous: an error."""
+    values = query.getall(name, [])
+    if len(values) > 1:
+        raise BadParameter(name, "given more than once")
+    return values[0] if values else None
 
 
 def message_id(raw: str) -> str:
@@ -76,7 +86,9 @@ def send_date(raw: str | None) -> int:
     if raw is None:
         return int(time.time() * 1000)
     try:
-        return parse_iso_ms(raw)
+        # Strictly before 10:00:00.5009 includes 10:00:00.500: round a sub-millisecond
+        # bound up, since sends are kept to the millisecond.
+        return parse_iso_ms(raw, round_up=True)
     except TimestampError:
         raise BadParameter(
             "sendDate", "must be an ISO 8601 date-time, e.g. 2026-12-31T23:59:59Z (encode + as %2B)"

@@ -15,20 +15,33 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
+from schemas.phone import E164
 from schemas.status import Channel, Status
+from schemas.timefmt import MAX_MS
 
 SCHEMA_VERSION: Literal[1] = 1
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1b8a52-3c1e-4d3c-9a47-3f0f2b6f9d11")
 """Namespace of the deterministic event ids (RFC 9562 UUIDv5) derived from an event's content."""
 
-NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-ShortText = Annotated[str, StringConstraints(max_length=255)]
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+"""No control characters in ids, names, keys and codes: they could forge log lines, and a
+key holding one could never be asked for in a URL (PITFALLS: starlette#2563)."""
+
+UUID_LOWER = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=NO_CONTROL)]
+ShortText = Annotated[str, StringConstraints(max_length=255, pattern=NO_CONTROL)]
+MessageText = Annotated[
+    str, StringConstraints(max_length=1000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
+]
+"""A provider's error text: line breaks and tabs allowed, other control characters not."""
 
 
 class _Model(BaseModel):
@@ -46,7 +59,7 @@ class Reference(_Model):
 class SmsInfo(_Model):
     """SMS-specific data: the number of segments the message used (1 or more)."""
 
-    segments: Annotated[int, Field(ge=1, le=255)]
+    segments: Annotated[StrictInt, Field(ge=1, le=255)]
 
 
 class ProviderInfo(_Model):
@@ -56,7 +69,7 @@ class ProviderInfo(_Model):
     id: NonEmpty | None = None
     status: ShortText | None = None
     code: ShortText | None = None
-    message: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    message: MessageText | None = None
 
     @field_validator("code", mode="before")
     @classmethod
@@ -81,13 +94,13 @@ class EventRecord(_Model):
     """
 
     schema_version: Literal[1] = Field(default=SCHEMA_VERSION, alias="schemaVersion")
-    event_id: str = Field(alias="eventId")
-    message_id: str | None = Field(default=None, alias="messageId")
+    event_id: NonEmpty = Field(alias="eventId")
+    message_id: str | None = Field(default=None, alias="messageId", pattern=UUID_LOWER)
     status: Status
-    occurred_ms: int = Field(alias="occurredAt", ge=0, lt=2**47)
-    received_ms: int = Field(alias="receivedAt", ge=0, lt=2**47)
+    occurred_ms: int = Field(alias="occurredAt", ge=0, lt=MAX_MS)
+    received_ms: int = Field(alias="receivedAt", ge=0, lt=MAX_MS)
     channel: Channel | None = None
-    phone_number: str | None = Field(default=None, alias="phoneNumber")
+    phone_number: str | None = Field(default=None, alias="phoneNumber", pattern=f"^{E164.pattern}$")
     reference: Reference | None = None
     sms: SmsInfo | None = None
     provider: ProviderInfo = ProviderInfo()

@@ -12,16 +12,22 @@ _ISO = re.compile(
 )
 
 
+MAX_MS = 2**47
+"""Epoch milliseconds we accept, exclusive (year 6429): far beyond any delivery receipt,
+and well within a double's exact integers (sorted-set scores, PITFALLS redis#1071)."""
+
+
 class TimestampError(ValueError):
     """Raised when a timestamp is not ISO 8601 (date, time, optional fraction and offset)."""
 
 
-def parse_iso_ms(text: str) -> int:
+def parse_iso_ms(text: str, *, round_up: bool = False) -> int:
     """Parse an ISO 8601 date-time into epoch milliseconds (UTC).
 
     Accepts ``Z`` or a ``+hh:mm``/``+hhmm``/``+hh`` offset; no offset means UTC (SPEC section 3).
-    Fractions beyond milliseconds are truncated. Raises :class:`TimestampError` otherwise,
-    including for an offset whose ``+`` arrived as a space (``...T10:00:00 01:00``).
+    Fractions beyond milliseconds are truncated, or rounded up with ``round_up``. Raises
+    :class:`TimestampError` otherwise, including for an offset whose ``+`` arrived as a space
+    (``...T10:00:00 01:00``), and outside 1970 to 6429.
     """
     match = _ISO.fullmatch(text.strip()) if text == text.strip() else None
     if match is None:
@@ -34,6 +40,8 @@ def parse_iso_ms(text: str) -> int:
         raise TimestampError(f"not a valid date-time: {text!r}") from exc
     frac = match["f"] or ""
     millis = int((frac + "000")[:3]) if frac else 0
+    if round_up and frac[3:].strip("0"):
+        millis += 1
     tz = match["tz"]
     offset = timedelta(0)
     if tz and tz not in ("Z", "z"):
@@ -43,8 +51,14 @@ def parse_iso_ms(text: str) -> int:
         if hours > 23 or minutes > 59:
             raise TimestampError(f"offset out of range: {text!r}")
         offset = sign * timedelta(hours=hours, minutes=minutes)
-    aware = base.replace(tzinfo=timezone(offset))
-    return int(aware.timestamp()) * 1000 + millis
+    try:
+        aware = base.replace(tzinfo=timezone(offset))
+        ms = int(aware.timestamp()) * 1000 + millis
+    except (OverflowError, ValueError) as exc:
+        raise TimestampError(f"out of range: {text!r}") from exc
+    if not 0 <= ms < MAX_MS:
+        raise TimestampError(f"out of range (1970 to 6429): {text!r}")
+    return ms
 
 
 def format_seconds(ms: int) -> str:

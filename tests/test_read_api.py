@@ -270,3 +270,20 @@ async def test_expired_messages_leave_the_lists_and_their_index_entries_go(stack
     reply = await stack.get(f"/api/messagestatus/phonenumber/{quote(phone)}")
     assert [m["message"]["id"] for m in reply.body["messages"]] == [kept]
     assert await stack.redis.zscore(index, gone) is None
+
+
+async def test_ids_in_braces_repeated_parameters_and_sub_millisecond_bounds(stack: Stack) -> None:
+    """A braced id is a 400 naming messageid; a repeated count is a 400; a bound at
+    .5009 s still includes a message sent at .500 s (strictly before)."""
+    braced = await stack.get("/api/messagestatus/{011d9d6e-b5b9-4cb9-be13-2bc336a923ce}")
+    assert braced.status == 400
+    assert braced.body["errors"][0]["field"] == "messageid"
+    twice = await stack.get("/api/messagestatus/reference/EXT_KEY?count=1&count=2")
+    assert twice.status == 400
+    assert twice.body["errors"][0]["field"] == "count"
+    phone = new_phone()
+    mid = str(uuid.uuid4())
+    await post_accepted(stack, [acceptance(mid, phone=phone, at="2026-03-01T10:00:00.500Z")])
+    base = f"/api/messagestatus/phonenumber/{quote(phone)}?sendDate="
+    assert len((await stack.get(base + "2026-03-01T10:00:00.5009Z")).body["messages"]) == 1
+    assert (await stack.get(base + "2026-03-01T10:00:00.500Z")).body["messages"] == []

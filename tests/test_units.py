@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -156,3 +157,67 @@ def test_text_gives_segments_and_is_never_kept() -> None:
     assert rec.sms.segments == 2
     assert rec.phone_number == "+49301234567"
     assert b"xxxx" not in rec.to_json()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("occurredAt", "1969-12-31T23:59:59Z"),
+        ("occurredAt", "9999-12-31T23:59:59-14:00"),
+        ("occurredAt", "0001-01-01T00:00:00+14:00"),
+        ("sms", {"segments": True}),
+        ("sms", {"segments": "1"}),
+        ("provider", {"name": "P", "id": "a\u0000b", "status": "ok", "code": "0"}),
+        ("reference", {"key": "k\ney"}),
+    ],
+)
+def test_out_of_range_times_loose_types_and_control_characters_are_400(
+    field: str, value: object
+) -> None:
+    """Values the log cannot hold are named in a 400, never a 500 (or stored as something else)."""
+    event = {
+        "messageId": "011d9d6e-b5b9-4cb9-be13-2bc336a923ce",
+        "status": "PROVIDER_ACCEPTANCE",
+        "occurredAt": "2026-01-01T00:00:00Z",
+        "channel": "SMS",
+        "phoneNumber": "+15550100001",
+        "sms": {"segments": 1},
+        "provider": {"name": "P", "id": "1", "status": "ok", "code": "0"},
+        field: value,
+    }
+    with pytest.raises(InvalidBody) as info:
+        parse_body(orjson.dumps(event), 1)
+    assert any(e.field.startswith(field) for e in info.value.errors), info.value.errors
+
+
+def test_access_log_masks_phone_numbers_but_not_message_ids() -> None:
+    """Logged paths never hold a full phone number; other segments stay readable."""
+    from msgstatus.logs import mask_digits  # noqa: PLC0415
+
+    assert mask_digits("/api/messagestatus/phonenumber/%2B1234567890?count=1") == (
+        "/api/messagestatus/phonenumber/%2B123***90?count=1"
+    )
+    uuid_path = "/api/messagestatus/011d9d6e-b5b9-4cb9-be13-2bc336a923ce"
+    assert mask_digits(uuid_path) == uuid_path
+
+
+def test_a_malformed_http_request_is_logged_as_one_line_without_its_content() -> None:
+    """aiohttp's traceback with the raw request line becomes a masked WARNING line."""
+    import logging  # noqa: PLC0415
+
+    from aiohttp.http_exceptions import BadStatusLine  # noqa: PLC0415
+
+    from msgstatus.logs import _MalformedRequestFilter  # noqa: PLC0415
+
+    try:
+        raise BadStatusLine("GET /api/messagestatus/phonenumber/+1234567890\x01 HTTP/1.1")
+    except BadStatusLine:
+        import sys  # noqa: PLC0415
+
+        record = logging.LogRecord(
+            "aiohttp.server", logging.ERROR, "", 0, "Error handling request", (), sys.exc_info()
+        )
+    assert _MalformedRequestFilter().filter(record)
+    assert record.levelno == logging.WARNING
+    assert "1234567890" not in record.getMessage()
+    assert record.exc_info is None

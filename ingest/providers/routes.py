@@ -19,7 +19,15 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from ingest.errors import InvalidBody, Unauthenticated, UnsignedRetry
-from ingest.http import Responder, invalid_body, publish_or_problem, unauthorized
+from ingest.http import (
+    BodyTimeout,
+    Responder,
+    body_timeout,
+    invalid_body,
+    publish_or_problem,
+    read_body,
+    unauthorized,
+)
 from ingest.providers.common import Adapter, Callback, Mapped
 from ingest.providers.ids import SmppIds
 from ingest.providers.infobip import InfobipAdapter
@@ -123,7 +131,10 @@ def make_handler(
             return unauthorized(
                 request, f"no credentials are configured for the {adapter.name} adapter"
             )
-        body = await request.read()
+        try:
+            body = await read_body(request)
+        except BodyTimeout:
+            return body_timeout(request)
         callback = callback_of(request, body, settings.public_base_url)
         try:
             mapped = adapter.handle(callback)
