@@ -38,7 +38,9 @@ class IngestSettings(CommonSettings):
     body_timeout_s: float = Field(default=30.0, gt=0)
     retry_after_s: int = Field(default=5, ge=1)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
-    linger_ms: int = Field(default=2, ge=0)
+    # 0: each request's records leave at once and later ones batch up behind the request in
+    # flight; measured ~3x the acknowledged records/s of 2 ms with 64 concurrent webhooks.
+    linger_ms: int = Field(default=0, ge=0)
 
     # --- provider adapters (docs/providers.md) ---------------------------------------
     public_base_url: str | None = Field(

@@ -250,6 +250,7 @@ async def test_sigterm_to_api_under_load_answers_in_flight_reads_and_exits_clean
     await asyncio.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     await asyncio.gather(*readers)
-    assert await asyncio.wait_for(proc.wait(), 30) == 0
+    # Generous: on a loaded 2-core machine the grace period plus clean-up can take a while.
+    assert await asyncio.wait_for(proc.wait(), 60) == 0
     assert statuses, "no read was answered before the shutdown"
     assert set(statuses) == {404}
