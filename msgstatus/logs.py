@@ -32,8 +32,9 @@ class _MalformedRequestFilter(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg, record.args = "rejected a malformed HTTP request: %s", (
-                exc.__class__.__name__,
+            record.msg, record.args = (
+                "rejected a malformed HTTP request: %s",
+                (exc.__class__.__name__,),
             )
             record.exc_info = record.exc_text = None
         return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import signal
 import time
@@ -183,6 +184,9 @@ def main(settings: ProjectorSettings) -> None:
     """Run the projector until SIGINT/SIGTERM; serve Prometheus metrics on ``metrics_port``."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
+    gc.collect()
+    gc.freeze()  # start-up objects stay out of every collection (see msgstatus.web.tune_gc)
+    gc.set_threshold(50_000, 50, 100)
 
     async def runner() -> None:
         projector = Projector(settings)

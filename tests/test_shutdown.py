@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,14 +29,19 @@ MSGSTATUS = [sys.executable, "-m", "msgstatus"]
 
 
 async def spawn(command: str, env: dict[str, str]) -> asyncio.subprocess.Process:
-    """Start ``msgstatus <command>`` with ``MSGSTATUS_*`` settings from ``env``."""
-    return await asyncio.create_subprocess_exec(
-        *MSGSTATUS,
-        command,
-        env={**os.environ, "MSGSTATUS_LOG_FORMAT": "text", **env},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    """Start ``msgstatus <command>`` with ``MSGSTATUS_*`` settings from ``env``.
+
+    Its log goes to an unnamed temporary file, not a pipe: nobody reads it here, and a full
+    pipe would block the process at its next log line.
+    """
+    with tempfile.TemporaryFile() as log:  # the child keeps its own descriptor
+        return await asyncio.create_subprocess_exec(
+            *MSGSTATUS,
+            command,
+            env={**os.environ, "MSGSTATUS_LOG_FORMAT": "text", **env},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from schemas.status import Status
 from tests.factories import acceptance, receipt
 from tests.support.kafka_util import read_all
 from tests.support.stack import Stack
@@ -180,3 +181,26 @@ async def test_text_becomes_segments_and_uppercase_ids_match(stack: Stack) -> No
     upper = await stack.get(f"/api/messagestatus/{mid.upper()}")
     assert upper.status == 200
     assert upper.body["message"]["id"] == mid
+
+
+async def test_a_log_record_holding_two_events_is_dead_lettered_not_split(stack: Stack) -> None:
+    """A record value "{event},{event}" is not one event: dead-lettered, neither applied."""
+    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+
+    from tests.factories import record  # noqa: PLC0415
+
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    a = record(Status.PROVIDER_ACCEPTANCE, 1_770_188_075_000, message_id=first).to_json()
+    b = record(Status.PROVIDER_ACCEPTANCE, 1_770_188_075_000, message_id=second).to_json()
+    marker = str(uuid.uuid4())
+    after = record(Status.PROVIDER_ACCEPTANCE, 1_770_188_075_000, message_id=marker).to_json()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka)
+    await producer.start()
+    try:  # same key, same partition: once the marker is applied, so was the bad record
+        await producer.send_and_wait(stack.topic, a + b"," + b, key=first.encode())
+        await producer.send_and_wait(stack.topic, after, key=first.encode())
+    finally:
+        await producer.stop()
+    await stack.wait_for_status(marker, "PROVIDER_ACCEPTANCE")
+    assert (await stack.get(f"/api/messagestatus/{first}")).status == 404
+    assert (await stack.get(f"/api/messagestatus/{second}")).status == 404
