@@ -5,7 +5,7 @@
 #   make run         venv + infra + the three services in the foreground; Ctrl-C stops all
 #   make check       ruff lint, ruff format --check, mypy --strict
 #   make test        check, then pytest against a real Kafka and Redis (started and stopped here)
-#   make bench       python -m bench against the local infra (left running)
+#   make bench       python -m bench (its own Kafka and Redis on 39092/6381; docs/benchmarks.md)
 
 PY ?= python3
 VENV ?= .venv

@@ -67,6 +67,10 @@ def _replay(argv: Sequence[str]) -> None:
     settings = ReplaySettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus replay")  # type: ignore[call-arg]
     logs.configure(settings.log_level, settings.log_format)
     since = parse_iso_ms(settings.since) if settings.since else None
+    if settings.metrics_port:  # msgstatus_replay_progress_ratio for a dashboard
+        from prometheus_client import start_http_server  # noqa: PLC0415
+
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
     replay = Replay(settings, since_ms=since, in_place=settings.in_place, grace_s=settings.grace_s)
     try:
         result = asyncio.run(replay.run())

@@ -29,6 +29,7 @@ class _MalformedRequestFilter(logging.Filter):
     requests. Keep one masked WARNING line instead (the client got its 400 already)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite aiohttp's record of an unparsable request; keep every record."""
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
@@ -42,6 +43,7 @@ class _MalformedRequestFilter(logging.Filter):
 
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        """Add the current request id unless the record brings its own."""
         if not hasattr(record, "request_id"):  # the access log passes its request's id
             record.request_id = request_id.get()
         return True

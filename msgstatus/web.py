@@ -157,6 +157,7 @@ class MaskingAccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """One line: method, masked and escaped path, status, duration in ms, request id."""
         self.logger.info(
             "%s %s %s %.1fms",
             request.method,

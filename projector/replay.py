@@ -54,6 +54,7 @@ class _Progress:
         self.bar = tqdm(total=total, unit="ev", unit_scale=True) if sys.stderr.isatty() else None
 
     def advance(self, n: int) -> None:
+        """Count ``n`` more records applied."""
         self.done += n
         PROGRESS.set(self.done / self.total if self.total else 1.0)
         if self.bar is not None:
@@ -69,6 +70,7 @@ class _Progress:
             )
 
     def close(self) -> None:
+        """Finish the bar (terminal only)."""
         if self.bar is not None:
             self.bar.close()
 

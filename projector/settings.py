@@ -34,6 +34,8 @@ class ReplaySettings(ProjectorSettings):
     since: str | None = None
     in_place: bool = False
     grace_s: float = Field(default=5.0, ge=0)
+    # Off by default: a replay often runs beside a projector, which has 9108.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
 
 class DlqSettings(ProjectorSettings):
