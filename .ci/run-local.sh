@@ -125,4 +125,6 @@ else
   say "wait failed (status $rc); stopping the services"
 fi
 cleanup
-exit $((rc == 0 ? 1 : rc))
+# A service ends with 0 only when told to stop (Ctrl-C reaches the whole process group, so
+# it may exit before this script's own trap runs): that is a normal end of `make run`.
+exit "$rc"
