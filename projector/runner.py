@@ -16,6 +16,7 @@ import signal
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from prometheus_client import Gauge, start_http_server
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -140,6 +141,7 @@ class Projector:
         stores: dict[str, ProjectionStore] = {}
         healer = Healer(consumer, s.topic, s.redis_retry_max_s)
         served = ""
+        commit: asyncio.Task[None] | None = None
         while not self._stop.is_set():
             batch = await consumer.getmany(
                 timeout_ms=s.poll_timeout_ms, max_records=s.batch_max_records
@@ -168,9 +170,24 @@ class Projector:
                 s.redis_retry_max_s,
             )
             offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
-            await consumer.commit(offsets)
+            # The commit runs while the next batch is fetched and applied (one in flight):
+            # it only ever covers applied records, and the projection's own positions, not
+            # these offsets, decide where a restart resumes (projector.positions).
+            await self._settle(commit)
+            commit = asyncio.create_task(consumer.commit(offsets))
             self._record_lag(consumer, offsets)
             await healer.after_batch(stores[served], report.new_partitions)
+        await self._settle(commit)
+
+    @staticmethod
+    async def _settle(commit: asyncio.Task[None] | None) -> None:
+        """Wait for the previous commit; a commit refused after a rebalance is only logged."""
+        if commit is None:
+            return
+        try:
+            await commit
+        except KafkaError as exc:
+            log.warning("offset commit failed (%s); positions in Redis still hold", exc)
 
     @staticmethod
     def _record_lag(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
