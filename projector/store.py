@@ -7,11 +7,8 @@ on conflict; (3) index entries and provider-map registrations of accepted messag
 written, idempotently, and parked receipts drained. Every step can run again after a crash
 without changing the outcome, which is what lets offsets be committed only afterwards.
 
-The Redis work runs in a worker thread with redis-py's synchronous client: its pipelines cost
-about half of the asyncio client's per command, and the event loop keeps fetching from Kafka
-meanwhile. Scripts are called by SHA; a server that lost them (restart, SCRIPT FLUSH,
-failover: NOSCRIPT) gets them loaded again and the pipeline re-run, which is harmless because
-every step is idempotent.
+The Redis work runs in a worker thread with redis-py's synchronous client (see
+projector.commands), and the event loop keeps fetching from Kafka meanwhile.
 """
 
 from __future__ import annotations
@@ -20,14 +17,14 @@ import asyncio
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from redis import Redis
-from redis.exceptions import NoScriptError, ResponseError
 
 from projector import fold, scripts
+from projector.commands import Commands, ScriptedPipelines
 from projector.errors import CorruptState, WriteConflict
 from schemas import keys, redis_client
 from schemas.documents import render_message
@@ -40,9 +37,6 @@ from schemas.stored import (
     decode_stored,
     join_stored,
 )
-
-Commands = list[tuple[Any, ...]]
-"""Redis commands as argument tuples, e.g. ``("SET", key, value)``."""
 
 MAX_CAS_ATTEMPTS = 50
 NEVER_SEEN_MS = 2**47
@@ -96,14 +90,16 @@ class ProjectionStore:
         self.redis = redis
         self.generation = generation
         self.retention_ms = retention_ms
-        self._sources = {
-            "cas": scripts.COMPARE_AND_SET,
-            "index": scripts.INDEX_ADD,
-            "park": scripts.PARK,
-            "register": scripts.REGISTER,
-            "positions": scripts.POSITIONS,
-        }
-        self._sha: dict[str, str] = {}
+        self._io = ScriptedPipelines(
+            redis,
+            {
+                "cas": scripts.COMPARE_AND_SET,
+                "index": scripts.INDEX_ADD,
+                "park": scripts.PARK,
+                "register": scripts.REGISTER,
+                "positions": scripts.POSITIONS,
+            },
+        )
 
     @classmethod
     def from_url(cls, url: str, generation: str, retention_ms: int) -> ProjectionStore:
@@ -112,56 +108,6 @@ class ProjectionStore:
         return cls(client, generation, retention_ms)
 
     # --- pipelines ------------------------------------------------------------------------
-    def _load_scripts(self) -> None:
-        for name, source in self._sources.items():
-            self._sha[name] = str(self.redis.script_load(source))
-
-    def _script(self, cmds: Commands, name: str, keys_: Sequence[str], args: Sequence[Any]) -> None:
-        cmds.append(("EVALSHA", self._sha[name], len(keys_), *keys_, *args))
-
-    def _pipeline(self, build: Callable[[Commands], None]) -> list[Any]:
-        """Run the commands ``build`` appends as one pipeline; reload scripts on NOSCRIPT."""
-        if not self._sha:
-            self._load_scripts()
-        for _ in range(3):
-            cmds: Commands = []
-            build(cmds)
-            results = self._send(cmds)
-            if not any(isinstance(r, NoScriptError) for r in results):
-                for result in results:
-                    if isinstance(result, Exception):
-                        raise result
-                return results
-            self._load_scripts()
-        raise NoScriptError("scripts vanished again right after loading them")
-
-    def _send(self, cmds: Commands) -> list[Any]:
-        """Send commands in one write and read every reply (error replies as exceptions).
-
-        redis-py's own pipeline object costs more per command than the whole Redis side of
-        these writes, so the commands go straight through a pooled connection, packed by
-        redis-py (hiredis). A connection that failed mid-way is disconnected, never returned
-        to the pool with replies outstanding (PITFALLS: redis-py#2624).
-        """
-        if not cmds:
-            return []
-        pool = self.redis.connection_pool
-        conn = pool.get_connection()
-        try:
-            conn.send_packed_command(conn.pack_commands(cmds))  # type: ignore[no-untyped-call]
-            results: list[Any] = []
-            for _ in cmds:
-                try:
-                    results.append(conn.read_response())
-                except ResponseError as exc:
-                    results.append(exc)
-        except BaseException:
-            conn.disconnect()  # type: ignore[no-untyped-call]
-            raise
-        finally:
-            pool.release(conn)
-        return results
-
     def _index_key(self, kind: str, value: str) -> str:
         if kind == "phone":
             return keys.phone_index_key(self.generation, value)
@@ -197,9 +143,9 @@ class ProjectionStore:
             args += [f"{topic}:{partition}", offset]
 
         def build(cmds: Commands) -> None:
-            self._script(cmds, "positions", [keys.positions_key(self.generation)], args)
+            self._io.script(cmds, "positions", [keys.positions_key(self.generation)], args)
 
-        absent = self._pipeline(build)[0]
+        absent = self._io.run(build)[0]
         return [int(field.rsplit(b":", 1)[1]) for field in absent]
 
     async def missing_positions(self, topic: str, partitions: Sequence[int]) -> list[int]:
@@ -230,14 +176,14 @@ class ProjectionStore:
         def build(cmds: Commands) -> None:
             for event in by_provider:
                 name, pid = event.provider_ref or ("", "")
-                self._script(
+                self._io.script(
                     cmds,
                     "park",
                     [keys.provider_map_key(g, name, pid), keys.parked_key(g, name, pid)],
                     [event.event_id, event.to_json(), now + self.retention_ms],
                 )
 
-        for event, found in zip(by_provider, self._pipeline(build), strict=True):
+        for event, found in zip(by_provider, self._io.run(build), strict=True):
             if found is None:
                 report.parked += 1
             else:
@@ -291,11 +237,11 @@ class ProjectionStore:
                 for message_id, old_raw, value, expire_at in writes:
                     key = keys.message_key(self.generation, message_id)
                     if old_raw:
-                        self._script(cmds, "cas", [key], [old_raw, value, expire_at])
+                        self._io.script(cmds, "cas", [key], [old_raw, value, expire_at])
                     else:  # a new message: "set if absent" is the compare-and-set
                         cmds.append(("SET", key, value, "PXAT", expire_at, "NX"))
 
-            results = self._pipeline(build)
+            results = self._io.run(build)
             done = [r in (1, b"OK") for r in results]
             report.written += sum(done)
             pending = [w[0] for w, ok in zip(writes, done, strict=True) if not ok]
@@ -365,7 +311,7 @@ class ProjectionStore:
             for mid, acc, expire_at in todo:
                 assert acc is not None
                 for kind, value in _index_parts(acc):
-                    self._script(
+                    self._io.script(
                         cmds,
                         "index",
                         [self._index_key(kind, value)],
@@ -379,7 +325,7 @@ class ProjectionStore:
                         cmds.append(("ZREM", self._index_key(kind, value), mid))
                         queued += 1
                 if acc.provider_id is not None:
-                    self._script(
+                    self._io.script(
                         cmds,
                         "register",
                         [
@@ -392,7 +338,7 @@ class ProjectionStore:
                     positions.append(queued)
                     queued += 1
 
-        results = self._pipeline(build)
+        results = self._io.run(build)
         self._drain(registrations, [results[i] for i in positions], now, report)
 
     def _drain(
@@ -425,4 +371,4 @@ class ProjectionStore:
             for key, fields in unpark:
                 cmds.append(("HDEL", key, *fields))
 
-        self._pipeline(build)
+        self._io.run(build)
