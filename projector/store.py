@@ -73,7 +73,11 @@ def _index_parts(acc: Acceptance) -> list[tuple[str, str]]:
 
 
 def expiry_ms(state: MessageState, retention_ms: int) -> int:
-    """When a message leaves the projection (epoch ms): max(send, first receipt) + retention."""
+    """When a message leaves the projection (epoch ms): max(send, first receipt) + retention.
+
+    Live traffic has both within seconds; a replay re-derives the same expiry from the
+    receive times kept in the log; a backfill of old messages is kept for the retention.
+    """
     sent = state.acceptance.occurred_ms if state.acceptance else 0
     return max(sent, state.first_seen_ms) + retention_ms
 
@@ -225,7 +229,7 @@ class ProjectionStore:
                 self._note_refusals(message_id, groups[message_id], applied.refused, report)
                 if state == old:
                     continue
-                expire_at = self._expiry(state)
+                expire_at = expiry_ms(state, self.retention_ms)
                 if expire_at <= now:
                     continue  # older than the retention: the key would expire at once
                 value = join_stored(self._document(message_id, state), state)
@@ -259,14 +263,6 @@ class ProjectionStore:
         except ValueError as exc:
             raise CorruptState(f"message {message_id}: {exc}") from exc
 
-    def _expiry(self, state: MessageState) -> int:
-        """Retention counts from when the message was sent or first received, the later.
-
-        Live traffic has both within seconds; a replay re-derives the same expiry from the
-        receive times kept in the log; a backfill of old messages is kept for the retention.
-        """
-        return expiry_ms(state, self.retention_ms)
-
     @staticmethod
     def _document(message_id: str, state: MessageState) -> bytes:
         current = fold.view(message_id, state)
@@ -293,13 +289,13 @@ class ProjectionStore:
     ) -> None:
         """Index accepted messages and register their provider ids (every time an acceptance
         is seen, so a crash between the state write and this step heals on redelivery)."""
-        todo = [
+        accepted = [
             (mid, state.acceptance, expiry_ms(state, self.retention_ms))
             for mid, state in after.items()
             if state.acceptance is not None
             and any(e.status is Status.PROVIDER_ACCEPTANCE for e in groups[mid])
-            and expiry_ms(state, self.retention_ms) > now
         ]
+        todo = [entry for entry in accepted if entry[2] > now]  # expired: never indexed
         if not todo:
             return
         g = self.generation

@@ -40,6 +40,11 @@ def _authorized(request: web.Request) -> bool:
     return ok and bool(given)
 
 
+def _unavailable(request: web.Request) -> web.Response:
+    """503 while Redis is unreachable; clients retry after a second."""
+    return problem_response(UNAVAILABLE, request, **{"Retry-After": "1"})
+
+
 def _bad(request: web.Request, exc: params.BadParameter) -> web.Response:
     return problem_response(invalid(exc.name, str(exc)), request)
 
@@ -54,7 +59,7 @@ async def get_message(request: web.Request) -> web.Response:
     except params.BadParameter as exc:
         return _bad(request, exc)
     except (RedisError, OSError):
-        return problem_response(UNAVAILABLE, request, **{"Retry-After": "1"})
+        return _unavailable(request)
     if document is None:
         return problem_response(NOT_FOUND, request)
     return web.Response(body=document, content_type=JSON)
@@ -70,7 +75,7 @@ async def get_history(request: web.Request) -> web.Response:
     except params.BadParameter as exc:
         return _bad(request, exc)
     except (RedisError, OSError):
-        return problem_response(UNAVAILABLE, request, **{"Retry-After": "1"})
+        return _unavailable(request)
     if state is None:
         return problem_response(NOT_FOUND, request)
     return web.Response(body=render_history(message_id, state.visible_entries()), content_type=JSON)
@@ -88,7 +93,7 @@ async def _list(request: web.Request, index_key: str) -> web.Response:
     try:
         docs, next_cursor = await reader.page(index_key, before, count, after)
     except (RedisError, OSError):
-        return problem_response(UNAVAILABLE, request, **{"Retry-After": "1"})
+        return _unavailable(request)
     response = web.Response(body=render_list(docs), content_type=JSON)
     if next_cursor is not None:
         kept = {k: v for k, v in query.items() if k in ("count", "sendDate")}
