@@ -198,9 +198,9 @@ class Projector:
 
 
 def main(settings: ProjectorSettings) -> None:
-    """Run the projector until SIGINT/SIGTERM; serve Prometheus metrics on ``metrics_port``."""
+    """Run the projector until SIGINT/SIGTERM; serve Prometheus metrics on ``host:metrics_port``."""
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.host)
     gc.collect()
     gc.freeze()  # start-up objects stay out of every collection (see msgstatus.web.tune_gc)
     gc.set_threshold(50_000, 50, 100)
