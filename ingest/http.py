@@ -7,12 +7,13 @@ use them while ``ingest.app`` registers those routes, without an import cycle.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
+from ingest.admission import SHED, Admission
 from ingest.errors import LogUnavailable
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
@@ -22,6 +23,7 @@ from schemas.problems import FieldError, Problem
 
 SETTINGS = web.AppKey("settings", IngestSettings)
 PUBLISHER = web.AppKey("publisher", Publisher)
+ADMISSION = web.AppKey("admission", Admission)
 
 WEBHOOKS = Counter(
     "msgstatus_webhooks_total",
@@ -39,6 +41,8 @@ def source_of(request: web.Request) -> str:
     canonical = resource.canonical if resource is not None else ""
     return canonical.rsplit("/", 1)[-1] or "unknown"
 
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 Responder = Callable[[Sequence[EventRecord]], web.Response]
 """Builds the 2xx answer once Kafka acknowledged the records (providers differ here)."""
@@ -58,10 +62,14 @@ async def publish_or_problem(
     """Publish and answer with ``respond(records)`` only after Kafka acknowledged every record.
 
     Answers 503 with ``Retry-After`` (seconds, ``retry_after_s``) when Kafka is unreachable or
-    too slow (SPEC section 4): never a 2xx for events that may not be in the log.
+    too slow (SPEC section 4): never a 2xx for events that may not be in the log; and at once,
+    publishing nothing, when the events in flight are at their bound (:mod:`ingest.admission`).
     """
     source = source_of(request)
     RECEIVED.labels(source).inc(len(records))
+    admission = request.app[ADMISSION]
+    if not admission.enter(len(records)):
+        return overloaded(request)
     try:
         await request.app[PUBLISHER].publish(records)
     except LogUnavailable as exc:
@@ -70,8 +78,31 @@ async def publish_or_problem(
         return problem_response(
             Problem(503, "log-unavailable", str(exc)), request, **{"Retry-After": retry}
         )
+    finally:
+        admission.leave(len(records))
     WEBHOOKS.labels(source, "accepted").inc()
     return respond(records)
+
+
+def overloaded(request: web.Request) -> web.Response:
+    """503 + ``Retry-After`` for a webhook shed by admission control; nothing was published."""
+    source = source_of(request)
+    SHED.labels(source).inc()
+    WEBHOOKS.labels(source, "shed").inc()
+    retry = str(request.app[SETTINGS].retry_after_s)
+    detail = "too many events are being published; retry later"
+    return problem_response(Problem(503, "overloaded", detail), request, **{"Retry-After": retry})
+
+
+@web.middleware
+async def shed_when_full(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer webhooks 503 before their body is read while admission is at its bound.
+
+    Only ``/webhooks/`` routes: health, readiness and metrics must answer during overload.
+    """
+    if request.app[ADMISSION].full and request.path.startswith("/webhooks/"):
+        return overloaded(request)
+    return await handler(request)
 
 
 class BodyTimeout(Exception):  # noqa: N818 - maps to HTTP 408
