@@ -6,9 +6,11 @@ the sender retries everything (a burst that feeds itself). Shedding the excess a
 ``503`` and ``Retry-After`` keeps the accepted work well inside the deadline: goodput stays
 at capacity and senders retry only what was refused (docs/design.md §4, §7).
 
-Two checks share one counter: :meth:`Admission.full` before a body is read (a request
-arriving while the bound is reached costs no parsing), and :meth:`Admission.enter` once the
-body's events are counted, just before they are published.
+A webhook reserves its events before its body is read, estimated from ``Content-Length``
+(:func:`estimate_events`), so a shed request costs no reading, no signature check and no
+parsing: work spent on a request that is then refused would lower the goodput exactly when
+it matters. Once the body is parsed the reservation is set to the real count
+(:meth:`Admission.resize`), and it is released when the answer is ready.
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ IN_FLIGHT = Gauge(
 )
 
 
+MIN_EVENT_BYTES = 256
+"""A lower bound on an event's size in a body (a canonical event with a phone number and a
+reference is ~330 bytes): estimates err on the side of reserving too many."""
+
+
+def estimate_events(content_length: int | None, max_batch_events: int) -> int:
+    """Events a body of ``content_length`` bytes may hold: at least 1, at most the batch cap.
+
+    ``None`` (a chunked upload) counts as one event until the body is parsed.
+    """
+    if not content_length:
+        return 1
+    return max(1, min(max_batch_events, content_length // MIN_EVENT_BYTES))
+
+
 class Admission:
     """Counts the events being published and refuses new ones past ``limit``.
 
@@ -37,11 +54,6 @@ class Admission:
         self.limit = limit
         self.in_flight = 0
 
-    @property
-    def full(self) -> bool:
-        """True when no further event may be admitted now."""
-        return self.in_flight >= self.limit
-
     def enter(self, events: int) -> bool:
         """Reserve ``events``; False (nothing reserved) when that would pass the bound."""
         if self.in_flight and self.in_flight + events > self.limit:
@@ -49,6 +61,12 @@ class Admission:
         self.in_flight += events
         IN_FLIGHT.set(self.in_flight)
         return True
+
+    def resize(self, reserved: int, events: int) -> None:
+        """Turn a reservation of ``reserved`` events into one of ``events`` (the real count);
+        a body that holds more events than estimated is not refused once it is parsed."""
+        self.in_flight += events - reserved
+        IN_FLIGHT.set(self.in_flight)
 
     def leave(self, events: int) -> None:
         """Release what :meth:`enter` reserved, whatever the publish's outcome."""

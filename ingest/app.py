@@ -16,11 +16,11 @@ from ingest.http import (
     SETTINGS,
     BodyTimeout,
     accepted_response,
+    admit,
     body_timeout,
     invalid_body,
     publish_or_problem,
     read_body,
-    shed_when_full,
     unauthorized,
 )
 from ingest.providers.ids import ProviderIds
@@ -112,7 +112,7 @@ def create_app(settings: IngestSettings) -> web.Application:
 
     add_ops_routes(app, "ingest", readiness)
     # After the request observer, so shed requests get a request id and their metrics.
-    app.middlewares.append(shed_when_full)
+    app.middlewares.append(admit)
     app.router.add_post("/webhooks/events", canonical_webhook)
     add_provider_routes(app, settings)
     return app

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
-from ingest.admission import SHED, Admission
+from ingest.admission import SHED, Admission, estimate_events
 from ingest.errors import LogUnavailable
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
@@ -24,6 +24,8 @@ from schemas.problems import FieldError, Problem
 SETTINGS = web.AppKey("settings", IngestSettings)
 PUBLISHER = web.AppKey("publisher", Publisher)
 ADMISSION = web.AppKey("admission", Admission)
+RESERVED = web.RequestKey("reserved_events", int)
+"""The events :func:`admit` reserved for this webhook."""
 
 WEBHOOKS = Counter(
     "msgstatus_webhooks_total",
@@ -62,14 +64,15 @@ async def publish_or_problem(
     """Publish and answer with ``respond(records)`` only after Kafka acknowledged every record.
 
     Answers 503 with ``Retry-After`` (seconds, ``retry_after_s``) when Kafka is unreachable or
-    too slow (SPEC section 4): never a 2xx for events that may not be in the log; and at once,
-    publishing nothing, when the events in flight are at their bound (:mod:`ingest.admission`).
+    too slow (SPEC section 4): never a 2xx for events that may not be in the log. The
+    reservation :func:`admit` made is set to the real number of events first.
     """
     source = source_of(request)
     RECEIVED.labels(source).inc(len(records))
-    admission = request.app[ADMISSION]
-    if not admission.enter(len(records)):
-        return overloaded(request)
+    reserved = request.get(RESERVED)
+    if reserved is not None:
+        request.app[ADMISSION].resize(reserved, len(records))
+        request[RESERVED] = len(records)
     try:
         await request.app[PUBLISHER].publish(records)
     except LogUnavailable as exc:
@@ -78,8 +81,6 @@ async def publish_or_problem(
         return problem_response(
             Problem(503, "log-unavailable", str(exc)), request, **{"Retry-After": retry}
         )
-    finally:
-        admission.leave(len(records))
     WEBHOOKS.labels(source, "accepted").inc()
     return respond(records)
 
@@ -95,14 +96,24 @@ def overloaded(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def shed_when_full(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer webhooks 503 before their body is read while admission is at its bound.
+async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Reserve a webhook's events before its body is read; answer 503 at once past the bound.
 
     Only ``/webhooks/`` routes: health, readiness and metrics must answer during overload.
+    The reservation is released when the handler has answered, whatever the answer.
     """
-    if request.app[ADMISSION].full and request.path.startswith("/webhooks/"):
+    if not request.path.startswith("/webhooks/"):
+        return await handler(request)
+    admission = request.app[ADMISSION]
+    limit = request.app[SETTINGS].max_batch_events
+    reserved = estimate_events(request.content_length, limit)
+    if not admission.enter(reserved):
         return overloaded(request)
-    return await handler(request)
+    request[RESERVED] = reserved
+    try:
+        return await handler(request)
+    finally:
+        admission.leave(request[RESERVED])
 
 
 class BodyTimeout(Exception):  # noqa: N818 - maps to HTTP 408

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import REGISTRY
 
-from ingest.admission import Admission
+from ingest.admission import MIN_EVENT_BYTES, Admission, estimate_events
 from ingest.http import ADMISSION
 from tests.factories import acceptance
 from tests.support.stack import Reply, Stack, new_stack
@@ -103,9 +103,19 @@ def test_admission_admits_one_oversized_batch_when_idle() -> None:
     """A batch larger than the bound is admitted alone, so it can never be refused for ever."""
     admission = Admission(10)
     assert admission.enter(25)
-    assert admission.full
     assert not admission.enter(1)
     admission.leave(25)
-    assert not admission.full
-    assert admission.enter(4) and admission.enter(6)
+    assert admission.enter(4)
+    assert admission.enter(6)
     assert not admission.enter(1)
+    admission.resize(6, 2)  # the body held fewer events than its size suggested
+    assert admission.enter(4)
+    assert admission.in_flight == 10
+
+
+def test_reservations_are_estimated_from_the_body_size_within_the_batch_cap() -> None:
+    """A body reserves one event per 256 bytes, at least one, at most the batch cap."""
+    assert estimate_events(None, 10_000) == 1
+    assert estimate_events(100, 10_000) == 1
+    assert estimate_events(33_000, 10_000) == 33_000 // MIN_EVENT_BYTES
+    assert estimate_events(8 * 1024 * 1024, 10_000) == 10_000
