@@ -182,6 +182,12 @@ class Stack:
             await self.start_projector()
         return self
 
+    def ingest_app(self) -> web.Application:
+        """The running ingest application (its first runner), for tests that reach inside."""
+        app = self._runners[0].app
+        assert isinstance(app, web.Application)
+        return app
+
     async def _ingest_ready(self) -> bool:
         async with self.http.get(self.ingest_url + "/readyz") as resp:
             return resp.status == 200
