@@ -22,8 +22,8 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from ingest.app import create_app as create_ingest
-from projector import generations
 from ingest.settings import IngestSettings
+from projector import generations
 from projector.runner import Projector
 from projector.settings import ProjectorSettings
 from query_api.app import create_app as create_api
