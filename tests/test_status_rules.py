@@ -204,3 +204,9 @@ async def test_a_log_record_holding_two_events_is_dead_lettered_not_split(stack:
     await stack.wait_for_status(marker, "PROVIDER_ACCEPTANCE")
     assert (await stack.get(f"/api/messagestatus/{first}")).status == 404
     assert (await stack.get(f"/api/messagestatus/{second}")).status == 404
+
+    async def dead_lettered() -> bool:
+        letters = await read_all(stack.kafka, stack.topic + ".dlq", timeout_ms=500)
+        return any(d.get("raw") == (a + b"," + b).decode() for d in letters)
+
+    await stack.wait_for(dead_lettered, 20, "the two-event record to be dead-lettered")
