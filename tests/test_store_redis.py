@@ -268,3 +268,59 @@ async def test_receipt_by_provider_id_is_parked_then_drained_exactly_once(redis:
     assert raw is not None
     assert b'"status":"DELIVERED"' in raw
     assert await redis.exists(keys.parked_key(gen, "P1", "pid-1")) == 0
+
+
+async def test_every_key_of_a_message_expires_from_the_later_of_sent_and_received(
+    redis: Redis,
+) -> None:
+    """Message, phone and reference indexes, provider map and parked receipts all expire
+    RETENTION after the later of the send time and the first receive time."""
+    gen = f"ex{uuid.uuid4().hex[:8]}"
+    store = ProjectionStore(writer(), gen, 90 * DAY)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def by_provider(pid: str, received_ms: int) -> EventRecord:
+        return EventRecord(
+            eventId=str(uuid.uuid4()),
+            status=Status.DELIVERED,
+            occurredAt=received_ms,
+            receivedAt=received_ms,
+            provider=ProviderInfo(name="P1", id=pid, status="delivrd", code="0"),
+        )
+
+    # A: sent 10 days ago, its first receipt (parked by provider id) received 4 days ago.
+    await store.apply([by_provider("pid-a", NOW - 4 * DAY), by_provider("pid-x", NOW - 3 * DAY)])
+    accept_a = record(
+        Status.PROVIDER_ACCEPTANCE,
+        NOW - 10 * DAY,
+        message_id=a,
+        phone="+4930111111",
+        reference_key=f"ref-{gen}",
+        received_ms=NOW - 2 * DAY,
+    ).model_copy(update={"provider": ProviderInfo(name="P1", id="pid-a", status="ok", code="0")})
+    # B: received 5 days ago, sent (by the provider's clock) 1 day ago: the later counts.
+    accept_b = record(
+        Status.PROVIDER_ACCEPTANCE,
+        NOW - 1 * DAY,
+        message_id=b,
+        phone="+4930222222",
+        received_ms=NOW - 5 * DAY,
+    )
+    await store.apply([accept_a, accept_b])
+    a_expires, b_expires = NOW - 4 * DAY + 90 * DAY, NOW - 1 * DAY + 90 * DAY
+    found = await expiries(redis, gen)
+    assert found == {
+        f"msgstatus:G:msg:{{{a}}}": a_expires,
+        f"msgstatus:G:msg:{{{b}}}": b_expires,
+        "msgstatus:G:parked:{p1|pid-x}": NOW - 3 * DAY + 90 * DAY,  # no message yet
+        # Keys pointing at a message expire with it, or later: their expiry only moves
+        # later, and A's was set before its parked receipt (received earlier) was found.
+        "msgstatus:G:phone:{+4930111111}": found["msgstatus:G:phone:{+4930111111}"],
+        f"msgstatus:G:ref:{{ref-{gen}}}": found[f"msgstatus:G:ref:{{ref-{gen}}}"],
+        "msgstatus:G:prov:{p1|pid-a}": found["msgstatus:G:prov:{p1|pid-a}"],
+        "msgstatus:G:phone:{+4930222222}": b_expires,
+        "msgstatus:G:prov:{p1|pid-1}": b_expires,
+    }
+    for pointer in ("phone:{+4930111111}", f"ref:{{ref-{gen}}}", "prov:{p1|pid-a}"):
+        assert a_expires <= found[f"msgstatus:G:{pointer}"] <= NOW - 2 * DAY + 90 * DAY
+    await generations.delete(redis, gen)
