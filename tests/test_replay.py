@@ -145,8 +145,9 @@ async def test_in_place_replay_changes_nothing_when_the_projection_is_current(li
 async def test_replay_since_a_time_reads_only_the_log_from_that_time(live: Stack) -> None:
     """--since starts each partition at the first record written at or after that time."""
     await load(live, 4)
-    since_ms = int(time.time() * 1000)
-    await asyncio.sleep(0.05)
+    since_ms = int(time.time() * 1000) + 1  # after every record written so far
+    while time.time() * 1000 <= since_ms:  # noqa: ASYNC110 - before every later record
+        await asyncio.sleep(0.001)
     await load(live, 3)  # three events per message
     result = await Replay(replay_settings(live), since_ms=since_ms, in_place=True).run()
     assert result.records == 9

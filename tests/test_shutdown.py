@@ -102,7 +102,10 @@ async def test_sigterm_to_ingest_under_load_loses_no_acknowledged_event(
                 return  # the server stopped accepting: the provider retries later
 
     senders = [asyncio.create_task(sender(100)) for _ in range(16)]
-    await asyncio.sleep(0.5)
+    deadline = time.monotonic() + 30
+    while len(acknowledged) < 50:  # under load before the signal
+        assert time.monotonic() < deadline, "no webhook acknowledged"
+        await asyncio.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     await asyncio.gather(*senders)
     assert await asyncio.wait_for(proc.wait(), 30) == 0

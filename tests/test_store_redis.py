@@ -23,7 +23,11 @@ from schemas.events import EventRecord, ProviderInfo
 from schemas.status import Channel, Status
 from tests.factories import record
 
-REDIS_URL = os.environ.get("MSGSTATUS_REDIS_URL", "redis://127.0.0.1:6379/0")
+# A Redis database of this module's own: its SCANs of whole generations then pass over this
+# module's keys only, not over everything the rest of the suite wrote.
+REDIS_URL = (
+    os.environ.get("MSGSTATUS_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/5"
+)
 DAY = 86_400_000
 NOW = int(time.time() * 1000)
 
