@@ -10,6 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
 
+from projector.batch import until_done
 from projector.errors import CorruptState
 from projector.positions import AheadOfLog
 from schemas import keys
@@ -49,7 +50,7 @@ async def where(stack: Stack, message_id: str, status: str) -> tuple[int, int]:
 
 async def test_a_corrupt_stored_value_stops_the_projector_before_it_commits() -> None:
     """A message whose stored value cannot be decoded: the projector stops with CorruptState,
-    without committing the record, and msgstatus_projector_failing is 1."""
+    without committing the record."""
     stack = new_stack()
     await stack.start()
     try:
@@ -64,12 +65,23 @@ async def test_a_corrupt_stored_value_stops_the_projector_before_it_commits() ->
         assert task is not None
         with pytest.raises(CorruptState):
             await asyncio.wait_for(asyncio.shield(task), 30)
-        assert REGISTRY.get_sample_value("msgstatus_projector_failing") == 1.0
         partition, offset = await where(stack, mid, "DELIVERED")
         assert (await committed(stack))[partition] <= offset  # never committed past it
     finally:
         stack._projector = stack._projector_task = None  # it stopped by itself
         await stack.close()
+
+
+async def test_an_error_a_retry_cannot_cure_sets_the_failing_metric() -> None:
+    """msgstatus_projector_failing is 1 when a step fails for good (checked in the same task,
+    before any other in-process projector can reset the process-wide gauge)."""
+
+    async def corrupt() -> None:
+        raise CorruptState("message m: not a state")
+
+    with pytest.raises(CorruptState):
+        await until_done(corrupt, 0.1)
+    assert REGISTRY.get_sample_value("msgstatus_projector_failing") == 1.0
 
 
 async def test_a_projection_ahead_of_the_log_is_refused() -> None:
