@@ -92,6 +92,9 @@ async def until_done(step: Callable[[], Awaitable[T]], retry_max_s: float) -> T:
             log.warning("projection step failed, retrying: %s", exc.__class__.__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, retry_max_s)
+        except Exception:
+            FAILING.set(1)  # not retriable: the projector stops, uncommitted, failing
+            raise
 
 
 async def apply_until_done(

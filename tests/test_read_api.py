@@ -10,6 +10,7 @@ import pytest
 
 from schemas import keys
 from schemas.phone import normalize_e164
+from schemas.problems import TYPE_BASE
 from tests.factories import acceptance, receipt
 from tests.support.stack import Stack
 
@@ -257,6 +258,11 @@ async def test_unknown_route_and_wrong_method_are_problem_documents(stack: Stack
     assert reply.headers["Content-Type"].startswith("application/problem+json")
     async with stack.http.post(stack.api_url + "/api/messagestatus/x") as resp:
         assert resp.status == 405
+        assert resp.headers["Content-Type"].startswith("application/problem+json")
+        assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD"}
+        body = await resp.json(content_type=None)
+        assert (body["status"], body["instance"]) == (405, "/api/messagestatus/x")
+        assert body["type"].startswith(TYPE_BASE)
 
 
 async def test_expired_messages_leave_the_lists_and_their_index_entries_go(stack: Stack) -> None:
