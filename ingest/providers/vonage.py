@@ -20,10 +20,8 @@ from ingest.providers.common import (
     Mapped,
     Receipt,
     Skip,
-    compact_ms,
     form_pairs,
     invalid,
-    iso_ms,
     json_object,
     phone_field,
     require_id,
@@ -31,6 +29,7 @@ from ingest.providers.common import (
     to_record,
     uuid_or_none,
 )
+from ingest.providers.times import read_time
 from ingest.settings import VonageMethod
 from schemas.status import Status
 
@@ -126,7 +125,8 @@ def params_of(cb: Callback) -> dict[str, str]:
 def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
     """Map one DLR. ``messageId`` and ``status`` are required; ``client-ref`` holding a UUID
     names our message; ``occurredAt`` is ``scts`` (UTC, minutes), else ``message-timestamp``,
-    else the receive time. Raises :class:`InvalidBody` for a missing or malformed field."""
+    else the receive time (an unreadable time is never refused: ingest.providers.times).
+    Raises :class:`InvalidBody` for a missing or malformed id, status or number."""
     raw_id = params.get("messageId") or params.get("message-id")
     pid = ids.vonage_id(require_id(raw_id, "messageId"))
     word = params.get("status", "").strip().lower()
@@ -137,7 +137,7 @@ def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
         return Skip("unknown", word)
     code = params.get("err-code", "").strip() or "0"
     scts = params.get("scts", "").strip()
-    occurred = compact_ms(scts, "scts") or iso_ms(
+    occurred = read_time(scts, "scts") or read_time(
         params.get("message-timestamp"), "message-timestamp"
     )
     client_ref = params.get("client-ref", "")
@@ -167,6 +167,12 @@ class VonageAdapter:
     def configured(self) -> bool:
         """True when ``MSGSTATUS_VONAGE_SIGNATURE_SECRET`` is set."""
         return self.secret is not None
+
+    def precheck(self, cb: Callback) -> None:
+        """A GET DLR's parameters are all in the query: verify them whole (when configured).
+        A POST's ``sig`` may be in the body, so it is checked by :meth:`handle`."""
+        if self.secret is not None and cb.method == "GET":
+            verify(params_of(cb), self.secret, self.method, cb.received_ms, self.max_age_s)
 
     def handle(self, cb: Callback) -> Mapped:
         """Verify ``sig`` (when configured), then map. See :func:`receipt`."""
