@@ -164,7 +164,9 @@ async def test_messages_older_than_the_retention_are_not_kept(redis: Redis) -> N
 
 
 async def test_receipt_by_provider_id_is_parked_then_drained_exactly_once(redis: Redis) -> None:
-    """A parked receipt is applied when the acceptance registers its provider id, then removed."""
+    """A parked receipt is applied once when the acceptance registers its provider id; it
+    stays kept with the provider id (a later acceptance of a reused id may re-route it:
+    projector.provider_routing), and applying the acceptance again changes nothing."""
     gen = f"pk{uuid.uuid4().hex[:8]}"
     store = ProjectionStore(writer(), gen, 90 * DAY)
     mid = str(uuid.uuid4())
@@ -177,8 +179,11 @@ async def test_receipt_by_provider_id_is_parked_then_drained_exactly_once(redis:
     )
     report = await store.apply([early])
     assert report.parked == 1
-    await store.apply([record(Status.PROVIDER_ACCEPTANCE, NOW - 5000, message_id=mid)])
+    accepted = record(Status.PROVIDER_ACCEPTANCE, NOW - 5000, message_id=mid)
+    await store.apply([accepted])
     raw = await redis.get(keys.message_key(gen, mid))
     assert raw is not None
     assert b'"status":"DELIVERED"' in raw
-    assert await redis.exists(keys.parked_key(gen, "P1", "pid-1")) == 0
+    assert await redis.exists(keys.parked_key(gen, "P1", "pid-1")) == 1
+    await store.apply([accepted])
+    assert await redis.get(keys.message_key(gen, mid)) == raw
