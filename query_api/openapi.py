@@ -40,7 +40,7 @@ _LIST_PARAMS: list[dict[str, Any]] = [
         "description": "Only messages sent strictly before this ISO 8601 timestamp (Z or an "
         "offset; no offset means UTC; fractions allowed). Default: the current time. "
         "Encode a '+' offset as %2B.",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "format": "date-time"},
     },
     {
         "name": "cursor",
@@ -279,9 +279,14 @@ def openapi_document() -> dict[str, Any]:
                             "name": "referencekey",
                             "in": "path",
                             "required": True,
-                            "description": "Any UTF-8 text of 1-255 characters, percent-encoded "
-                            "(a '/' in the key as %2F).",
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                            "description": "Any UTF-8 text of 1-255 characters without control "
+                            "characters, percent-encoded (a '/' in the key as %2F).",
+                            "schema": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": 255,
+                                "pattern": "^[^\\u0000-\\u001f\\u007f]+$",
+                            },
                         },
                         *_LIST_PARAMS,
                     ],

@@ -90,13 +90,16 @@ def count(raw: str | None) -> int:
 
 
 def send_date(raw: str | None) -> int:
-    """``sendDate`` as epoch ms (exclusive upper bound); default: now. ISO 8601, no offset = UTC."""
+    """``sendDate`` as epoch ms (exclusive upper bound); default: now. ISO 8601, no offset = UTC.
+
+    Any valid date-time of the years 0001-9999 is accepted (what ``format: date-time`` allows);
+    outside 1970-6429 it is clamped, which lists the same messages."""
     if raw is None:
         return int(time.time() * 1000)
     try:
         # Strictly before 10:00:00.5009 includes 10:00:00.500: round a sub-millisecond
         # bound up, since sends are kept to the millisecond.
-        return parse_iso_ms(raw, round_up=True)
+        return parse_iso_ms(raw, round_up=True, clamp=True)
     except TimestampError:
         raise BadParameter(
             "sendDate", "must be an ISO 8601 date-time, e.g. 2026-12-31T23:59:59Z (encode + as %2B)"
