@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import orjson
 from aiohttp import web
 
 from ingest.canonical import parse_body
@@ -20,6 +21,7 @@ from ingest.http import (
     read_body,
     unauthorized,
 )
+from ingest.openapi import openapi_document
 from ingest.providers.common import strip_bom
 from ingest.providers.ids import ProviderIds
 from ingest.providers.routes import add_provider_routes
@@ -85,6 +87,11 @@ async def canonical_webhook(request: web.Request) -> web.Response:
     return await publish_or_problem(request, records)
 
 
+async def get_openapi(_request: web.Request) -> web.Response:
+    """``GET /openapi.json``: the OpenAPI 3.1 document of ingest (ingest.openapi)."""
+    return web.Response(body=orjson.dumps(openapi_document()), content_type="application/json")
+
+
 async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
     publisher = Publisher(app[SETTINGS])
     app[PUBLISHER] = publisher
@@ -112,5 +119,6 @@ def create_app(settings: IngestSettings) -> web.Application:
 
     add_ops_routes(app, "ingest", readiness)
     app.router.add_post("/webhooks/events", canonical_webhook)
+    app.router.add_get("/openapi.json", get_openapi)
     add_provider_routes(app, settings)
     return app

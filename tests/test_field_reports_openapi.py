@@ -19,6 +19,7 @@ from tests.support.providers import VONAGE_SECRET
 from tests.support.stack import Stack, new_stack
 
 ST = shutil.which("st", path=str(Path(sys.executable).parent)) or "st"
+CONFIG = Path(__file__).parent / "support" / "schemathesis.toml"
 SEED = "20260801"
 MAX_EXAMPLES = "15"
 
@@ -43,6 +44,7 @@ async def stack() -> AsyncIterator[Stack]:
 async def schemathesis(base: str, *headers: str) -> tuple[int, str]:
     """Run ``st run`` against ``base``/openapi.json; (exit code, output)."""
     args = [
+        "--no-color",
         "run",
         f"{base}/openapi.json",
         "--checks",
@@ -57,12 +59,16 @@ async def schemathesis(base: str, *headers: str) -> tuple[int, str]:
         "1",
         "--request-timeout",
         "10",
-        "--no-color",
     ]
     for header in headers:
         args += ["-H", header]
     proc = await asyncio.create_subprocess_exec(
-        ST, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        ST,
+        "--config-file",
+        str(CONFIG),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 300)
     assert proc.returncode is not None

@@ -12,6 +12,8 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import orjson
+
 from ingest.errors import Unauthenticated
 from ingest.providers import ids
 from ingest.providers.auth import same
@@ -25,7 +27,6 @@ from ingest.providers.common import (
     json_object,
     phone_field,
     require_id,
-    text_field,
     to_record,
     uuid_or_none,
 )
@@ -107,19 +108,31 @@ def verify(
 def params_of(cb: Callback) -> dict[str, str]:
     """The DLR's fields: the query string (GET), or a JSON or form body (POST).
 
-    Raises :class:`InvalidBody` for a body that is neither, or a JSON value that is not text.
+    JSON values that are not text or numbers are kept as their JSON text (so a forged body
+    fails the signature check, 401, rather than the parser). Raises :class:`InvalidBody`
+    for a body that is neither JSON nor form data.
     """
     if cb.method == "GET" or not cb.body:
         pairs = list(cb.query)
     elif cb.content_type == "application/json":
         data = json_object(cb.body)
-        return {name: text_field(data, name) or "" for name in data}
+        return {name: _as_text(value) for name, value in data.items()}
     else:
         pairs = form_pairs(cb.body)
     out: dict[str, str] = {}
     for name, value in pairs:
         out.setdefault(name, value)
     return out
+
+
+def _as_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return orjson.dumps(value).decode()
 
 
 def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
