@@ -127,7 +127,11 @@ async def process(
     APPLIED.inc(report.applied)
     if dead_letters is not None:
         await _dead_letter(
-            report, invalid, dead_letters, dead_letter_topic, ledger or DeadLetterLedger()
+            report,
+            invalid,
+            dead_letters,
+            dead_letter_topic,
+            ledger if ledger is not None else DeadLetterLedger(),
         )
     positions: dict[tuple[str, int], int] = {}
     for r in records:
