@@ -63,18 +63,17 @@ async def canonical_webhook(request: web.Request) -> web.Response:
         if verifier is not None:
             verifier.precheck(request.headers)  # before the body: headers alone
         body = await read_body(request)
+        body.decode()  # JSON is UTF-8: named as the problem before the signature is checked
         if verifier is not None:
             verifier.verify(body, request.headers)
     except BodyTimeout:
         return body_timeout(request)
-    except Unauthenticated as exc:
-        return unauthorized(request, str(exc))
-    body = strip_bom(body)  # after the signature check: it covers the bytes as sent
-    try:
-        body.decode()
     except UnicodeDecodeError as exc:
         error = FieldError("body", f"JSON is UTF-8; byte {exc.start} is not")
         return invalid_body(request, "the body is not UTF-8", [error])
+    except Unauthenticated as exc:
+        return unauthorized(request, str(exc))
+    body = strip_bom(body)  # after the signature check: it covers the bytes as sent
     try:
         records = parse_body(
             body,

@@ -50,7 +50,9 @@ class StandardWebhookVerifier:
         if not stamp.isdigit() or len(stamp) > 12 or abs(now - int(stamp)) > TOLERANCE_S:
             raise Unauthenticated("webhook signature rejected: webhook-timestamp is not recent")
         if not any(part.startswith("v1,") and len(part) > 3 for part in signature.split()):
-            raise Unauthenticated("webhook signature rejected: no v1 signature")
+            raise Unauthenticated(
+                "webhook signature rejected: malformed webhook-signature (no v1,<base64> entry)"
+            )
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
         """Raise :class:`Unauthenticated` unless the headers carry a valid, fresh signature."""

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 
+from tests.factories import acceptance
 from tests.support.providers import VONAGE_SECRET
 from tests.support.stack import Stack, new_stack
 
@@ -103,3 +106,17 @@ async def test_cursor_and_reference_cases_of_the_report(stack: Stack) -> None:
     huge = await stack.get("/api/messagestatus/phonenumber/%2B1?count=" + "9" * 5000)
     assert huge.status == 400
     assert huge.body["errors"][0]["field"] == "count"
+
+
+async def test_numbers_of_any_length_in_a_canonical_body(stack: Stack) -> None:
+    """``sms.segments`` of 30 digits is a 400 naming it; of 5,000 digits (beyond what a JSON
+    number can hold) a 400 naming the body; never a 500."""
+    event = acceptance(str(uuid.uuid4()))
+    body = orjson.dumps(event).replace(b'"segments":1', b'"segments":' + b"9" * 30)
+    reply = await stack.post(body)
+    assert reply.status == 400
+    assert [e["field"] for e in reply.body["errors"]] == ["sms.segments"]
+    body = orjson.dumps(event).replace(b'"segments":1', b'"segments":' + b"9" * 5000)
+    reply = await stack.post(body)
+    assert reply.status == 400
+    assert reply.body["errors"][0]["field"] == "body"
