@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -45,7 +46,8 @@ async def stack() -> AsyncIterator[Stack]:
 
 
 async def schemathesis(base: str, *headers: str) -> tuple[int, str]:
-    """Run ``st run`` against ``base``/openapi.json; (exit code, output)."""
+    """Run ``st run`` against ``base``/openapi.json; (exit code, output). It runs in a
+    temporary directory: schemathesis keeps a cache of crashes in its working directory."""
     args = [
         "--no-color",
         "run",
@@ -65,15 +67,17 @@ async def schemathesis(base: str, *headers: str) -> tuple[int, str]:
     ]
     for header in headers:
         args += ["-H", header]
-    proc = await asyncio.create_subprocess_exec(
-        ST,
-        "--config-file",
-        str(CONFIG),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 300)
+    with tempfile.TemporaryDirectory() as workdir:
+        proc = await asyncio.create_subprocess_exec(
+            ST,
+            "--config-file",
+            str(CONFIG),
+            *args,
+            cwd=workdir,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 300)
     assert proc.returncode is not None
     return proc.returncode, out.decode(errors="replace")
 
