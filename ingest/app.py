@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import orjson
 from aiohttp import web
 
 from ingest.admission import Admission
@@ -23,6 +24,8 @@ from ingest.http import (
     read_body,
     unauthorized,
 )
+from ingest.openapi import openapi_document
+from ingest.providers.common import strip_bom
 from ingest.providers.ids import ProviderIds
 from ingest.providers.routes import add_provider_routes
 from ingest.publisher import Publisher
@@ -55,32 +58,40 @@ async def canonical_webhook(request: web.Request) -> web.Response:
     normalised the way that adapter normalises them (docs/providers.md), so an acceptance
     posted here matches the adapter's receipts whatever the id's case or leading zeros.
     """
+    verifier = request.app[VERIFIER]
+    settings = request.app[SETTINGS]
+    if verifier is None and "events" not in settings.allow_unsigned_providers:
+        return unauthorized(request, "no webhook secret is configured (MSGSTATUS_WEBHOOK_SECRET)")
     try:
+        if verifier is not None:
+            verifier.precheck(request.headers)  # before the body: headers alone
         body = await read_body(request)
+        body.decode()  # JSON is UTF-8: named as the problem before the signature is checked
+        if verifier is not None:
+            verifier.verify(body, request.headers)
     except BodyTimeout:
         return body_timeout(request)
-    try:
-        body.decode()
     except UnicodeDecodeError as exc:
         error = FieldError("body", f"JSON is UTF-8; byte {exc.start} is not")
         return invalid_body(request, "the body is not UTF-8", [error])
-    verifier = request.app[VERIFIER]
-    settings = request.app[SETTINGS]
-    if verifier is None:
-        if "events" not in settings.allow_unsigned_providers:
-            return unauthorized(
-                request, "no webhook secret is configured (MSGSTATUS_WEBHOOK_SECRET)"
-            )
-    else:
-        try:
-            verifier.verify(body, request.headers)
-        except Unauthenticated as exc:
-            return unauthorized(request, str(exc))
+    except Unauthenticated as exc:
+        return unauthorized(request, str(exc))
+    body = strip_bom(body)  # after the signature check: it covers the bytes as sent
     try:
-        records = parse_body(body, settings.max_batch_events, request.app[PROVIDER_IDS].normalize)
+        records = parse_body(
+            body,
+            settings.max_batch_events,
+            request.app[PROVIDER_IDS].normalize,
+            max_skew_s=settings.max_clock_skew_s,
+        )
     except InvalidBody as exc:
         return invalid_body(request, "the body is not a valid event batch", exc.errors)
     return await publish_or_problem(request, records)
+
+
+async def get_openapi(_request: web.Request) -> web.Response:
+    """``GET /openapi.json``: the OpenAPI 3.1 document of ingest (ingest.openapi)."""
+    return web.Response(body=orjson.dumps(openapi_document()), content_type="application/json")
 
 
 async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -114,5 +125,6 @@ def create_app(settings: IngestSettings) -> web.Application:
     # After the request observer, so shed requests get a request id and their metrics.
     app.middlewares.append(admit)
     app.router.add_post("/webhooks/events", canonical_webhook)
+    app.router.add_get("/openapi.json", get_openapi)
     add_provider_routes(app, settings)
     return app

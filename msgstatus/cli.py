@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pydantic import ValidationError
 
 from msgstatus import logs
+from msgstatus.redact import secrets_of
 
 USAGE = """usage: msgstatus <command> [--setting-name value ...]
 
@@ -34,7 +35,7 @@ def _ingest(argv: Sequence[str]) -> None:
     from msgstatus.web import run  # noqa: PLC0415
 
     settings = IngestSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus ingest")  # type: ignore[call-arg]
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
     run(create_app(settings), settings.host, settings.ingest_port, settings.shutdown_timeout_s)
 
 
@@ -44,7 +45,7 @@ def _api(argv: Sequence[str]) -> None:
     from query_api.settings import ApiSettings  # noqa: PLC0415
 
     settings = ApiSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus api")  # type: ignore[call-arg]
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
     run(create_app(settings), settings.host, settings.api_port, settings.shutdown_timeout_s)
 
 
@@ -53,7 +54,7 @@ def _projector(argv: Sequence[str]) -> None:
     from projector.settings import ProjectorSettings  # noqa: PLC0415
 
     settings = ProjectorSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus projector")  # type: ignore[call-arg]
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
     run_projector(settings)
 
 
@@ -65,7 +66,7 @@ def _replay(argv: Sequence[str]) -> None:
     from schemas.timefmt import parse_iso_ms  # noqa: PLC0415
 
     settings = ReplaySettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus replay")  # type: ignore[call-arg]
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
     since = parse_iso_ms(settings.since) if settings.since else None
     if settings.metrics_port:  # msgstatus_replay_progress_ratio for a dashboard
         from prometheus_client import start_http_server  # noqa: PLC0415
@@ -96,7 +97,7 @@ def _dlq(argv: Sequence[str]) -> None:
         sys.stderr.write("usage: msgstatus dlq list|replay [--limit N] [--from-beginning]\n")
         raise SystemExit(2)
     settings = DlqSettings(_cli_parse_args=list(rest), _cli_prog_name=f"msgstatus dlq {action}")  # type: ignore[call-arg]
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
     if action == "list":
         for letter in asyncio.run(list_letters(settings, settings.limit)):
             sys.stdout.write(orjson.dumps(letter).decode() + "\n")

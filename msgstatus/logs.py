@@ -6,9 +6,12 @@ import contextvars
 import logging
 import re
 import sys
+from collections.abc import Iterable
 
 from aiohttp.http_exceptions import HttpProcessingError
 from pythonjsonlogger.json import JsonFormatter
+
+from msgstatus.redact import Redactor
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 """The id of the HTTP request being served (``X-Request-Id``, or one we made)."""
@@ -49,9 +52,11 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def configure(level: str = "INFO", fmt: str = "json") -> None:
-    """Configure the root logger once per process: JSON (default) or plain text to stderr."""
+def configure(level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
+    """Configure the root logger once per process: JSON (default) or plain text to stderr;
+    every record is masked first (``secrets``, credentials, phone numbers: msgstatus.redact)."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(Redactor(secrets))
     if fmt == "json":
         handler.setFormatter(
             JsonFormatter(

@@ -19,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from projector.deadletter import invalid_letter, refusal_letter
 from projector.errors import WriteConflict
+from projector.letters import DeadLetterLedger
 from projector.store import ApplyReport, ProjectionStore
 from schemas.events import EventRecord
 
@@ -110,13 +111,17 @@ async def process(
     dead_letters: AIOKafkaProducer | None,
     dead_letter_topic: str,
     retry_max_s: float = 5.0,
+    *,
+    ledger: DeadLetterLedger | None = None,
 ) -> ApplyReport:
     """Apply a batch to every target generation until applied; dead-letter what never applies;
     then record each generation's position in the log (projector.store.record_positions).
 
     The first store is the served generation: its report is returned and its refusals are
     dead-lettered (acknowledged by Kafka before this returns). With ``dead_letters=None``
-    (replay: the live run dead-lettered them already) nothing is published.
+    (replay: the live run dead-lettered them already) nothing is published. With a
+    ``ledger``, a letter already in the dead-letter topic is not published again (a rebuild
+    folds the same records again: projector.letters).
     """
     events, invalid = decode(records)
     report = await apply_until_done(stores[0], events, retry_max_s)
@@ -124,7 +129,13 @@ async def process(
         await apply_until_done(store, events, retry_max_s)
     APPLIED.inc(report.applied)
     if dead_letters is not None:
-        await _dead_letter(report, invalid, dead_letters, dead_letter_topic)
+        await _dead_letter(
+            report,
+            invalid,
+            dead_letters,
+            dead_letter_topic,
+            ledger if ledger is not None else DeadLetterLedger(),
+        )
     positions: dict[tuple[str, int], int] = {}
     for r in records:
         key = (r.topic, r.partition)
@@ -142,15 +153,27 @@ async def _dead_letter(
     invalid: list[tuple[ConsumerRecord[bytes, bytes], str]],
     dead_letters: AIOKafkaProducer,
     dead_letter_topic: str,
+    ledger: DeadLetterLedger,
 ) -> None:
-    """Publish the batch's dead letters and wait for Kafka's acknowledgement."""
+    """Publish the batch's new dead letters (each letter id once: ``ledger``) and wait for
+    Kafka's acknowledgement; a letter whose publishing failed is offered again next time."""
     now = int(time.time() * 1000)
-    letters = [invalid_letter(r, reason, now) for r, reason in invalid]
-    letters += [refusal_letter(r, now) for r in report.refusals]
-    if letters:
-        futures = [await dead_letters.send(dead_letter_topic, v, key=k) for k, v in letters]
+    kinds = [("invalid", invalid_letter(r, reason, now)) for r, reason in invalid]
+    kinds += [("refused", refusal_letter(r, now)) for r in report.refusals]
+    fresh = [(kind, letter) for kind, letter in kinds if ledger.fresh(letter[0])]
+    if not fresh:
+        return
+    try:
+        futures = [
+            await dead_letters.send(dead_letter_topic, value, key=key)
+            for _, (_, key, value) in fresh
+        ]
         await asyncio.gather(*futures)
-        DEAD_LETTERED.labels("invalid").inc(len(invalid))
-        for refusal in report.refusals:
-            DEAD_LETTERED.labels("refused").inc()
-            log.warning("dead-lettered event of %s: %s", refusal.message_id, refusal.reason)
+    except BaseException:
+        for _, (letter_id, _, _) in fresh:
+            ledger.forget(letter_id)
+        raise
+    for kind, (letter_id, _, _) in fresh:
+        DEAD_LETTERED.labels(kind).inc()
+        if kind == "refused":
+            log.warning("dead-lettered %s", letter_id)

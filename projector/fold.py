@@ -110,6 +110,19 @@ def apply_all(state: MessageState, events: Iterable[EventRecord]) -> Applied:
     return Applied(new_state, refused)
 
 
+def without(state: MessageState, event_keys: Iterable[str]) -> MessageState:
+    """The state without the entries of ``event_keys``: receipts that the provider-id rule
+    (projector.provider_routing) now gives to another message. Their time stays in
+    ``first_seen_ms`` (it only bounds the expiry)."""
+    drop = set(event_keys)
+    if not drop:
+        return state
+    kept = tuple(e for e in state.entries if e.event_key not in drop)
+    if len(kept) == len(state.entries):
+        return state
+    return MessageState(state.acceptance, kept, state.first_seen_ms)
+
+
 def holder_key(entry: HistoryEntry) -> tuple[int, int, int, str, str, str]:
     """Order of precedence: rank, then later ``occurredAt``, then the fixed tie order.
 

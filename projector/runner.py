@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 
 from projector import generations
 from projector.batch import process, until_done
+from projector.letters import DeadLetterLedger
 from projector.positions import ResumeFromProjection
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
@@ -114,11 +115,12 @@ class Projector:
             bootstrap_servers=s.kafka_bootstrap_servers, acks="all", enable_idempotence=True
         )
         await dead_letters.start()
+        ledger = await DeadLetterLedger.load(s.kafka_bootstrap_servers, s.dead_letter_topic)
         await consumer.start()
         resume = ResumeFromProjection(consumer, redis, s.generation, s.redis_retry_max_s)
         consumer.subscribe([s.topic], listener=resume)
         try:
-            await self._loop(consumer, redis, writer, dead_letters, resume)
+            await self._loop(consumer, redis, writer, dead_letters, resume, ledger=ledger)
         finally:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(s.shutdown_timeout_s):
@@ -136,6 +138,8 @@ class Projector:
         writer: SyncRedis,
         dead_letters: AIOKafkaProducer,
         resume: ResumeFromProjection,
+        *,
+        ledger: DeadLetterLedger,
     ) -> None:
         s = self.settings
         stores: dict[str, ProjectionStore] = {}
@@ -168,6 +172,7 @@ class Projector:
                 dead_letters,
                 s.dead_letter_topic,
                 s.redis_retry_max_s,
+                ledger=ledger,
             )
             offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
             # The commit runs while the next batch is fetched and applied (one in flight):

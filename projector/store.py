@@ -1,10 +1,12 @@
 """Applying events to the Redis projection: compare-and-set per message, idempotent indexes.
 
-Per batch: (1) receipts that name their message only by provider id are resolved through the
-provider map, or parked until the acceptance arrives; (2) each message's stored state is read,
-the pure fold (projector.fold) applied, and the result written with a compare-and-set, retried
-on conflict; (3) index entries and provider-map registrations of accepted messages are
-written, idempotently, and parked receipts drained. Every step can run again after a crash
+Per batch: (1) receipts that name their message only by provider id are kept with that id
+and routed among the messages accepted with it (projector.provider_routing), or parked until
+one is; (2) each message's stored state is read, the pure fold (projector.fold) applied, and
+the result written with a compare-and-set, retried on conflict; (3) index entries and
+provider-map registrations of accepted messages are written, idempotently, and the receipts
+kept with each provider id routed again (applied where the rule now sends them, withdrawn
+from the other messages). Every step can run again after a crash
 without changing the outcome, which is what lets offsets be committed only afterwards.
 
 The Redis work runs in a worker thread with redis-py's synchronous client (see
@@ -23,7 +25,7 @@ from typing import Any, cast
 
 from redis import Redis
 
-from projector import fold, scripts
+from projector import fold, provider_routing, scripts
 from projector.commands import Commands, ScriptedPipelines
 from projector.errors import CorruptState, WriteConflict
 from schemas import keys, redis_client
@@ -35,6 +37,7 @@ from schemas.stored import (
     HistoryEntry,
     MessageState,
     decode_stored,
+    event_key,
     join_stored,
 )
 
@@ -126,7 +129,7 @@ class ProjectionStore:
         """Apply a batch of valid events; returns what happened. See the module docstring."""
         now = now_ms if now_ms is not None else int(time.time() * 1000)
         report = ApplyReport()
-        addressed = self._resolve(events, report)
+        addressed = self._resolve(events, now, report)
         self._apply_addressed(addressed, now, report)
         return report
 
@@ -167,8 +170,10 @@ class ProjectionStore:
         fields = [f"{topic}:{p}" for p in partitions]
         await asyncio.to_thread(self.redis.hdel, keys.positions_key(self.generation), *fields)
 
-    def _resolve(self, events: Sequence[EventRecord], report: ApplyReport) -> list[EventRecord]:
-        """Give each receipt its message id via the provider map, or park it.
+    def _resolve(
+        self, events: Sequence[EventRecord], now: int, report: ApplyReport
+    ) -> list[EventRecord]:
+        """Give each receipt its message id by the provider-id rule, or park it.
 
         A parked receipt stays for the retention after it was received (its message's send
         time is not known yet), so the parked key's expiry, like every other, follows from
@@ -191,11 +196,13 @@ class ProjectionStore:
                     [event.event_id, event.to_json(), event.received_ms + self.retention_ms],
                 )
 
-        for event, found in zip(by_provider, self._io.run(build), strict=True):
-            if found is None:
+        for event, flat in zip(by_provider, self._io.run(build), strict=True):
+            candidates = provider_routing.decode_candidates(flat, now)
+            target = provider_routing.route(event.occurred_ms, event.phone_number, candidates)
+            if target is None:
                 report.parked += 1
             else:
-                direct.append(event.model_copy(update={"message_id": found.decode()}))
+                direct.append(event.model_copy(update={"message_id": target}))
         return direct
 
     def _apply_addressed(
@@ -217,9 +224,15 @@ class ProjectionStore:
         return cast(list[bytes | None], raws)
 
     def _fold_and_write(
-        self, groups: dict[str, list[EventRecord]], now: int, report: ApplyReport
+        self,
+        groups: dict[str, list[EventRecord]],
+        now: int,
+        report: ApplyReport,
+        withdraw: dict[str, set[str]] | None = None,
     ) -> tuple[dict[str, MessageState | None], dict[str, MessageState]]:
-        """Fold each message's new events into its stored state; compare-and-set, retried."""
+        """Fold each message's new events into its stored state, less the entries ``withdraw``
+        names (event keys per message id); compare-and-set, retried."""
+        withdraw = withdraw or {}
         before: dict[str, MessageState | None] = {}
         after: dict[str, MessageState] = {}
         pending = list(groups)
@@ -227,8 +240,10 @@ class ProjectionStore:
             writes: list[tuple[str, bytes, bytes, int]] = []
             for message_id, raw in zip(pending, self._read_states(pending), strict=True):
                 old = self._decode(message_id, raw)
+                if old is None and not groups[message_id]:
+                    continue  # only withdrawals, from a message that is not there
                 applied = fold.apply_all(old or fold.empty_state(NEVER_SEEN_MS), groups[message_id])
-                state = applied.state
+                state = fold.without(applied.state, withdraw.get(message_id, ()))
                 before[message_id], after[message_id] = old, state
                 self._note_refusals(message_id, groups[message_id], applied.refused, report)
                 if state == old:
@@ -325,6 +340,9 @@ class ProjectionStore:
                         cmds.append(("ZREM", self._index_key(kind, value), mid))
                         queued += 1
                 if acc.provider_id is not None:
+                    candidate = provider_routing.Candidate(
+                        mid, acc.occurred_ms, acc.phone, expire_at
+                    )
                     self._io.script(
                         cmds,
                         "register",
@@ -332,7 +350,7 @@ class ProjectionStore:
                             keys.provider_map_key(g, acc.provider_name, acc.provider_id),
                             keys.parked_key(g, acc.provider_name, acc.provider_id),
                         ],
-                        [mid, expire_at],
+                        [mid, candidate.encode(), expire_at],
                     )
                     registrations.append((mid, acc))
                     positions.append(queued)
@@ -344,31 +362,37 @@ class ProjectionStore:
     def _drain(
         self,
         registrations: list[tuple[str, Acceptance]],
-        drained: list[list[bytes]],
+        replies: list[list[list[bytes]]],
         now: int,
         report: ApplyReport,
     ) -> None:
-        """Apply receipts that were parked for newly registered provider ids, then unpark them."""
-        unpark: list[tuple[str, list[bytes]]] = []
-        events: list[EventRecord] = []
-        for (mid, acc), reply in zip(registrations, drained, strict=True):
-            if not reply or reply[0].decode() != mid:
-                continue  # the provider id belongs to another message: its receipts stay there
-            fields = reply[1::2]
-            for raw in reply[2::2]:
-                parked = EventRecord.from_json(raw)
-                events.append(parked.model_copy(update={"message_id": mid}))
-            if fields:
-                assert acc.provider_id is not None
-                unpark.append(
-                    (keys.parked_key(self.generation, acc.provider_name, acc.provider_id), fields)
+        """Route every receipt kept with the newly registered provider ids again: apply each to
+        the message the rule gives it now (idempotent) and withdraw it from the other
+        candidates (a no-op where it never was)."""
+        groups: dict[str, list[EventRecord]] = defaultdict(list)
+        withdraw: dict[str, set[str]] = defaultdict(set)
+        seen: set[tuple[str, str]] = set()
+        # The last reply of a provider id holds every candidate registered in this batch.
+        for (_mid, acc), reply in reversed(list(zip(registrations, replies, strict=True))):
+            provider = (acc.provider_name.lower(), acc.provider_id or "")
+            if provider in seen:
+                continue
+            seen.add(provider)
+            flat_candidates, flat_receipts = reply
+            candidates = provider_routing.decode_candidates(flat_candidates, now)
+            for raw in flat_receipts[1::2]:
+                receipt = EventRecord.from_json(raw)
+                target = provider_routing.route(
+                    receipt.occurred_ms, receipt.phone_number, candidates
                 )
-        if not events:
+                if target is not None:
+                    groups[target].append(receipt.model_copy(update={"message_id": target}))
+                key = event_key(receipt.event_id)
+                for other in candidates:
+                    if other.message_id != target:
+                        withdraw[other.message_id].add(key)
+                        groups.setdefault(other.message_id, [])
+        if not groups:
             return
-        self._apply_addressed(events, now, report)
-
-        def build(cmds: Commands) -> None:
-            for key, fields in unpark:
-                cmds.append(("HDEL", key, *fields))
-
-        self._io.run(build)
+        self._fold_and_write(groups, now, report, withdraw)
+        report.applied += sum(len(v) for v in groups.values())

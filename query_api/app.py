@@ -170,7 +170,8 @@ def create_app(settings: ApiSettings) -> web.Application:
 
     add_ops_routes(app, "api", readiness)
     app.router.add_get(PREFIX + "/phonenumber/{phonenumber}", get_by_phone)
-    app.router.add_get(PREFIX + "/reference/{referencekey:.+}", get_by_reference)
+    # [\s\S]: any character, line breaks too, so every key reaches the handler (400 or 200).
+    app.router.add_get(PREFIX + "/reference/{referencekey:[\\s\\S]+}", get_by_reference)
     # [^/]+ rather than aiohttp's default [^{}/]+: an id with braces is a 400 naming it.
     app.router.add_get(PREFIX + "/{messageid:[^/]+}/history", get_history)
     app.router.add_get(PREFIX + "/{messageid:[^/]+}", get_message)

@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 document of the read API, served at ``/openapi.json``.
 
 ``count`` states ``minimum: 1`` and describes the cap in words, with no ``maximum``: values
-above 100 are valid and mean 100, and a schema-driven client must not reject them (SPEC 3).
+above 100 are valid and mean 100, and a schema-driven client must not reject them
+(docs/design.md §3). Every request the document allows gets a status it documents, which
+schemathesis checks in ``make test`` (tests/test_field_reports_openapi.py).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ _LIST_PARAMS: list[dict[str, Any]] = [
         "in": "query",
         "required": False,
         "description": "Maximum number of messages (default 50). Values above 100 are "
-        "silently capped to 100; values below 1 or non-integers are rejected with 400.",
+        "silently capped to 100; values below 1, non-integers and numbers of more than 100 "
+        "digits are rejected with 400.",
         "schema": {"type": "integer", "minimum": 1, "default": 50},
     },
     {
@@ -37,14 +40,19 @@ _LIST_PARAMS: list[dict[str, Any]] = [
         "description": "Only messages sent strictly before this ISO 8601 timestamp (Z or an "
         "offset; no offset means UTC; fractions allowed). Default: the current time. "
         "Encode a '+' offset as %2B.",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "format": "date-time"},
     },
     {
         "name": "cursor",
         "in": "query",
         "required": False,
-        "description": 'Opaque position from the previous page\'s Link rel="next" header.',
-        "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"},
+        "description": 'Position from the previous page\'s Link rel="next" header: the '
+        "last message's send time (epoch ms) and id, <ms>_<uuid>.",
+        "schema": {
+            "type": "string",
+            "pattern": "^[0-9]{1,15}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+            "[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        },
     },
 ]
 
@@ -271,9 +279,14 @@ def openapi_document() -> dict[str, Any]:
                             "name": "referencekey",
                             "in": "path",
                             "required": True,
-                            "description": "Any UTF-8 text of 1-255 characters, percent-encoded "
-                            "(a '/' in the key as %2F).",
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                            "description": "Any UTF-8 text of 1-255 characters without control "
+                            "characters, percent-encoded (a '/' in the key as %2F).",
+                            "schema": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": 255,
+                                "pattern": "^[^\\u0000-\\u001f\\u007f]+$",
+                            },
                         },
                         *_LIST_PARAMS,
                     ],

@@ -48,12 +48,15 @@ def _provider_tag(name: str, provider_id: str) -> str:
 
 
 def provider_map_key(generation: str, name: str, provider_id: str) -> str:
-    """STRING: our message id for a provider's message id (set by the acceptance event)."""
-    return f"{PREFIX}:{generation}:prov:{_provider_tag(name, provider_id)}"
+    """HASH: our message ids with this provider message id -> ``<sent ms> <expiry ms> <phone>``
+    (set by acceptance events; several when the provider reuses its ids:
+    projector.provider_routing)."""
+    return f"{PREFIX}:{generation}:provs:{_provider_tag(name, provider_id)}"
 
 
 def parked_key(generation: str, name: str, provider_id: str) -> str:
-    """HASH: event id -> record JSON, receipts that arrived before their acceptance."""
+    """HASH: event id -> record JSON, every receipt that named its message only by this
+    provider id (kept for the retention, so a later acceptance can re-route it)."""
     return f"{PREFIX}:{generation}:parked:{_provider_tag(name, provider_id)}"
 
 

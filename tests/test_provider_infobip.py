@@ -174,8 +174,9 @@ def test_too_many_reports_are_refused() -> None:
     assert err.value.errors[0].field == "results"
 
 
-def test_one_bad_report_names_its_index_and_nothing_is_mapped() -> None:
-    """A bad report makes the whole body a 400 naming each bad field by index."""
+def test_one_bad_report_is_skipped_by_index_and_the_rest_applies() -> None:
+    """An unusable report is skipped naming its index and field; an unreadable time falls
+    back to the receive time; every usable report is mapped (docs/providers.md, Batches)."""
     good = report(5, "DELIVERED_TO_HANDSET", 3, "DELIVERED")
     no_id = report(5, "DELIVERED_TO_HANDSET", 3, "DELIVERED")
     del no_id["messageId"]
@@ -183,14 +184,14 @@ def test_one_bad_report_names_its_index_and_nothing_is_mapped() -> None:
     too_old = report(
         5, "DELIVERED_TO_HANDSET", 3, "DELIVERED", doneAt="1960-01-15T12:30:07.000+0000"
     )
-    with pytest.raises(InvalidBody) as err:
-        ADAPTER.handle(_post([good, no_id, bad_time, "x", too_old]))
-    assert [e.field for e in err.value.errors] == [
+    cb = _post([good, no_id, bad_time, "x", too_old])
+    mapped = ADAPTER.handle(cb)
+    assert len(mapped.records) == 3
+    assert [s.detail.split(":")[0] for s in mapped.skipped] == [
         "results[1].messageId",
-        "results[2].doneAt",
         "results[3]",
-        "results[4].doneAt",
     ]
+    assert {s.reason for s in mapped.skipped} == {"invalid entry"}
 
 
 @pytest.mark.parametrize("body", [b"{}", b'{"results": {}}', b"[]", b"nope"])
