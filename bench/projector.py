@@ -45,9 +45,9 @@ from bench.events import Message, document_of, make_messages, records
 from bench.redisutil import client, drop_generation
 from projector.replay import Replay
 from projector.settings import ProjectorSettings
+from runtime.topics import ensure_topics
 from schemas import keys
 from schemas.events import record_key
-from schemas.topics import ensure_topics
 
 NAME = "projector"
 TRAIL = 5_000

@@ -25,7 +25,7 @@ from ingest.providers.routes import add_provider_routes
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
 from ingest.signing import StandardWebhookVerifier
-from msgstatus.web import add_ops_routes
+from runtime.web import add_ops_routes
 from schemas.problems import FieldError
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from prometheus_client import Counter
 from ingest.errors import LogUnavailable
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
-from msgstatus.web import problem_response
+from runtime.web import problem_response
 from schemas.events import EventRecord
 from schemas.problems import FieldError, Problem
 

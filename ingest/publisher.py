@@ -20,8 +20,8 @@ from prometheus_client import Counter
 
 from ingest.errors import LogUnavailable
 from ingest.settings import IngestSettings
+from runtime.topics import ensure_topics
 from schemas.events import EventRecord, record_key
-from schemas.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 

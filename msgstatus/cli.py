@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from msgstatus import logs
+from runtime import logs
 
 USAGE = """usage: msgstatus <command> [--setting-name value ...]
 
@@ -31,7 +31,7 @@ Every setting is an environment variable MSGSTATUS_<NAME> or a flag --<name>;
 def _ingest(argv: Sequence[str]) -> None:
     from ingest.app import create_app  # noqa: PLC0415 - import only the component that runs
     from ingest.settings import IngestSettings  # noqa: PLC0415
-    from msgstatus.web import run  # noqa: PLC0415
+    from runtime.web import run  # noqa: PLC0415
 
     settings = IngestSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus ingest")  # type: ignore[call-arg]
     logs.configure(settings.log_level, settings.log_format)
@@ -39,9 +39,9 @@ def _ingest(argv: Sequence[str]) -> None:
 
 
 def _api(argv: Sequence[str]) -> None:
-    from msgstatus.web import run  # noqa: PLC0415
     from query_api.app import create_app  # noqa: PLC0415
     from query_api.settings import ApiSettings  # noqa: PLC0415
+    from runtime.web import run  # noqa: PLC0415
 
     settings = ApiSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus api")  # type: ignore[call-arg]
     logs.configure(settings.log_level, settings.log_format)

@@ -25,7 +25,7 @@ from projector import generations
 from projector.batch import process
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
-from schemas import redis_client
+from runtime import redis_client
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from projector.batch import process, until_done
 from projector.positions import ResumeFromProjection
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
-from schemas import redis_client
-from schemas.topics import ensure_topics
+from runtime import redis_client
+from runtime.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def main(settings: ProjectorSettings) -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
     gc.collect()
-    gc.freeze()  # start-up objects stay out of every collection (see msgstatus.web.tune_gc)
+    gc.freeze()  # start-up objects stay out of every collection (see runtime.web.tune_gc)
     gc.set_threshold(50_000, 50, 100)
 
     async def runner() -> None:

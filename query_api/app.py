@@ -11,12 +11,13 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from msgstatus.web import add_ops_routes, problem_response
 from query_api import params
 from query_api.openapi import openapi_document
 from query_api.reader import Reader
 from query_api.settings import ApiSettings
-from schemas import keys, redis_client
+from runtime import redis_client
+from runtime.web import add_ops_routes, problem_response
+from schemas import keys
 from schemas.documents import render_history, render_list
 from schemas.problems import Problem, invalid
 

@@ -37,7 +37,7 @@ from ingest.providers.twilio import TwilioAdapter
 from ingest.providers.vonage import VonageAdapter
 from ingest.providers.vonage_messages import VonageMessagesAdapter
 from ingest.settings import IngestSettings
-from msgstatus.web import problem_response
+from runtime.web import problem_response
 from schemas.events import EventRecord
 from schemas.problems import Problem
 

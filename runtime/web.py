@@ -20,7 +20,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from msgstatus.logs import mask_digits, request_id
+from runtime.logs import mask_digits, request_id
 from schemas.problems import CONTENT_TYPE, Problem
 
 log = logging.getLogger(__name__)
