@@ -14,7 +14,7 @@ message (as in a real log, where receipts come seconds later). Then it times
   its first commit to its last (process start-up and group join are left out).
 
 Both runs are checked: every message must be in the generation, sampled documents
-DELIVERED. The SPEC also asks for at least 10x a Faust table projection of the same
+DELIVERED. docs/design.md §7 also asks for at least 10x a Faust table projection of the same
 events; see :mod:`bench.faust_ref` (run when a Faust venv is given, ``--faust-python``).
 
 Target: at least 50,000 events/s into an empty Redis (both paths).

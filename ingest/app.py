@@ -46,7 +46,7 @@ PROVIDER_IDS = web.AppKey("provider_ids", ProviderIds)
 
 
 async def canonical_webhook(request: web.Request) -> web.Response:
-    """``POST /webhooks/events``: one canonical event or an array (SPEC section 4).
+    """``POST /webhooks/events``: one canonical event or an array (docs/design.md §4).
 
     Provider ids of events that name an adapter's provider (``twilio``, ``vonage``, ...) are
     normalised the way that adapter normalises them (docs/providers.md), so an acceptance

@@ -58,7 +58,7 @@ async def publish_or_problem(
     """Publish and answer with ``respond(records)`` only after Kafka acknowledged every record.
 
     Answers 503 with ``Retry-After`` (seconds, ``retry_after_s``) when Kafka is unreachable or
-    too slow (SPEC section 4): never a 2xx for events that may not be in the log.
+    too slow (docs/design.md §4): never a 2xx for events that may not be in the log.
     """
     source = source_of(request)
     RECEIVED.labels(source).inc(len(records))

@@ -1,6 +1,6 @@
 """Publishing to the event log: acks=all, idempotent, every send bounded by a deadline.
 
-PITFALLS: a send can hang while Kafka is down (aiokafka#1101, #517), and an idempotent
+docs/pitfalls.md: a send can hang while Kafka is down (aiokafka#1101, #517), and an idempotent
 producer can stay stuck after a broker blip (aiokafka#1017). So each publish has its own
 deadline (the caller answers 503 in time), and a producer that failed is replaced in the
 background by a fresh one, which takes over once it has reached the broker.

@@ -1,4 +1,4 @@
-"""The ``msgstatus`` command: one subcommand per process (SPEC section 1).
+"""The ``msgstatus`` command: one subcommand per process (docs/design.md §1).
 
 Each subcommand builds its frozen settings from ``MSGSTATUS_*`` environment variables and
 the same names as flags (``--kafka-bootstrap-servers``), then runs its component.

@@ -77,7 +77,7 @@ async def until_done(step: Callable[[], Awaitable[T]], retry_max_s: float) -> T:
     """Run ``step`` until it succeeds, retrying on transient errors (Redis unreachable,
     write conflicts), forever, with backoff doubling up to ``retry_max_s`` seconds.
 
-    A batch is never skipped (PITFALLS: aiokafka#1046); any other error propagates so the
+    A batch is never skipped (docs/pitfalls.md: aiokafka#1046); any other error propagates so the
     caller stops without committing. ``msgstatus_projector_failing`` is 1 while retrying.
     """
     delay = 0.05

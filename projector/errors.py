@@ -1,4 +1,4 @@
-"""Errors of the projector, each saying whether retrying can help (STYLE rule 4)."""
+"""Errors of the projector, each saying whether retrying can help."""
 
 from __future__ import annotations
 

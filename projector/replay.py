@@ -1,4 +1,4 @@
-"""``msgstatus replay``: rebuild the projection from the event log (SPEC section 5).
+"""``msgstatus replay``: rebuild the projection from the event log (docs/design.md §5).
 
 Default: a NEW generation is built beside the served one while the API keeps serving; it is
 announced first, so the live projector writes each new batch to it as well, then the log is

@@ -1,7 +1,7 @@
 """The projector process: a consumer-group member that applies batches and then commits.
 
 Offsets are committed only after the batch's Redis writes (and dead letters) succeeded:
-at-least-once, and the fold makes repeats harmless (SPEC section 5). On SIGTERM it finishes
+at-least-once, and the fold makes repeats harmless (docs/design.md §5). On SIGTERM it finishes
 the batch in hand, commits, and leaves the group.
 """
 

@@ -1,4 +1,4 @@
-"""The read API's HTTP service (seed: message-status-api.txt; SPEC section 3)."""
+"""The read API's HTTP service (docs/design.md §3)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ UNAVAILABLE = Problem(503, "store-unavailable", "the status store is not reachab
 
 
 def _authorized(request: web.Request) -> bool:
-    """Constant-time check of ``X-Api-Key`` against every configured key (SPEC section 3)."""
+    """Constant-time check of ``X-Api-Key`` against every configured key (docs/design.md §3)."""
     given = request.headers.get("X-Api-Key", "").encode()
     ok = False
     for key in request.app[API_KEYS]:

@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of the read API, served at ``/openapi.json``.
 
 ``count`` states ``minimum: 1`` and describes the cap in words, with no ``maximum``: values
-above 100 are valid and mean 100, and a schema-driven client must not reject them (SPEC 3).
+above 100 are valid and mean 100, and a schema-driven client must not reject them
+(docs/design.md §3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Path and query parameters of the read API, checked as SPEC section 3 decides.
+"""Path and query parameters of the read API, checked as docs/design.md §3 decides.
 
 Each parser returns the clean value or raises :class:`BadParameter` naming the parameter.
 """

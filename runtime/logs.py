@@ -18,7 +18,7 @@ _PHONE_IN_PATH = re.compile(r"(/phonenumber/(?:%2[Bb]|\+)?[^/?]{0,3})[^/?]*?([^/
 
 def mask_digits(text: str) -> str:
     """Mask the phone number of a ``/phonenumber/...`` path as ``/phonenumber/+12***90``, so
-    logs never hold a full number (PITFALLS: baileys-api#333); other segments stay as sent.
+    logs never hold a full number (docs/pitfalls.md: baileys-api#333); other segments stay as sent.
     """
     return _PHONE_IN_PATH.sub(lambda m: m.group(1) + "***" + m.group(2), text)
 

@@ -1,6 +1,6 @@
 """The event log's topics: names, partitions and retention, created explicitly at start-up.
 
-PITFALLS (aiokafka#486): a consumer that subscribed before its topic existed may never get
+docs/pitfalls.md (aiokafka#486): a consumer that subscribed before its topic existed may never get
 partitions, so every service creates its topics before it produces or subscribes.
 """
 
@@ -16,7 +16,7 @@ from schemas.settings import CommonSettings
 log = logging.getLogger(__name__)
 
 EVENT_LOG_CONFIG = {"retention.ms": "-1", "cleanup.policy": "delete"}
-"""The event log is kept indefinitely: it is what replay reads (SPEC section 5)."""
+"""The event log is kept indefinitely: it is what replay reads (docs/design.md §5)."""
 
 
 async def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> None:

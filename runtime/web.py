@@ -1,7 +1,7 @@
 """HTTP plumbing both HTTP services share: problem responses, request metrics and ids, ops routes.
 
 ``/healthz`` answers while the process runs; ``/readyz`` runs the service's own check of its
-Kafka/Redis connections; ``/metrics`` serves the Prometheus text format (SPEC section 1).
+Kafka/Redis connections; ``/metrics`` serves the Prometheus text format (docs/design.md §1).
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def add_ops_routes(app: web.Application, service: str, readiness: ReadinessCheck
 
 
 class MaskingAccessLogger(AbstractAccessLogger):
-    """Access log line per request with phone numbers in the path masked (PITFALLS)."""
+    """Access log line per request, phone numbers in the path masked (docs/pitfalls.md)."""
 
     @property
     def enabled(self) -> bool:
@@ -180,7 +180,7 @@ def tune_gc() -> None:
 
 def run(app: web.Application, host: str, port: int, shutdown_timeout_s: float) -> None:
     """Serve until SIGINT/SIGTERM; then stop accepting, let in-flight requests finish for up to
-    ``shutdown_timeout_s`` seconds and run the app's cleanup (PITFALLS: aiohttp#3638)."""
+    ``shutdown_timeout_s`` seconds and run the app's cleanup (docs/pitfalls.md: aiohttp#3638)."""
     tune_gc()
     web.run_app(
         app,

@@ -13,7 +13,7 @@ from tests.support.stack import Stack
 
 
 async def test_aborted_requests_never_swap_bodies_between_clients(stack: Stack) -> None:
-    """PITFALLS redis-py#2624: under aborts, every answered read is the message asked for."""
+    """docs/pitfalls.md redis-py#2624: under aborts, every answered read is the message asked for."""
     ids = [str(uuid.uuid4()) for _ in range(30)]
     assert (await stack.post([acceptance(i) for i in ids])).status == 202
     for mid in ids:

@@ -1,4 +1,4 @@
-"""The status fold (SPEC section 2) as a pure function: examples and hypothesis properties."""
+"""The status fold (docs/design.md §2) as a pure function: examples and hypothesis properties."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Read-API rules of SPEC section 3 end to end: parameters, ordering, paging, OpenAPI."""
+"""Read-API rules of docs/design.md §3 end to end: parameters, ordering, paging, OpenAPI."""
 
 from __future__ import annotations
 

@@ -180,7 +180,7 @@ def text_field(data: Mapping[str, Any], name: str, where: str = "") -> str | Non
 
 
 def require_id(value: str | None, name: str) -> str:
-    """A provider id: present, at most 255 characters, printable (PITFALLS: control chars).
+    """A provider id: present, at most 255 characters, printable (docs/pitfalls.md: starlette#2563).
 
     Raises :class:`InvalidBody` naming ``name`` otherwise.
     """
