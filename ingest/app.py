@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ingest.canonical import parse_body
-from ingest.errors import InvalidBody, Unauthenticated
+from ingest.errors import BodyTimeout, InvalidBody, Unauthenticated
 from ingest.http import (
     PUBLISHER,
     SETTINGS,
-    BodyTimeout,
     accepted_response,
     body_timeout,
     invalid_body,

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
-from ingest.errors import LogUnavailable
+from ingest.errors import BodyTimeout, LogUnavailable
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
 from runtime.web import problem_response
@@ -72,10 +72,6 @@ async def publish_or_problem(
         )
     WEBHOOKS.labels(source, "accepted").inc()
     return respond(records)
-
-
-class BodyTimeout(Exception):  # noqa: N818 - maps to HTTP 408
-    """The client did not send its whole body within ``body_timeout_s`` seconds."""
 
 
 async def read_body(request: web.Request) -> bytes:

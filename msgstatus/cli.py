@@ -60,7 +60,8 @@ def _projector(argv: Sequence[str]) -> None:
 def _replay(argv: Sequence[str]) -> None:
     import asyncio  # noqa: PLC0415
 
-    from projector.replay import Replay, ReplayRefused  # noqa: PLC0415
+    from projector.errors import GenerationError, ReplayRefused  # noqa: PLC0415
+    from projector.replay import Replay  # noqa: PLC0415
     from projector.settings import ReplaySettings  # noqa: PLC0415
     from schemas.timefmt import parse_iso_ms  # noqa: PLC0415
 
@@ -74,7 +75,7 @@ def _replay(argv: Sequence[str]) -> None:
     replay = Replay(settings, since_ms=since, in_place=settings.in_place, grace_s=settings.grace_s)
     try:
         result = asyncio.run(replay.run())
-    except ReplayRefused as exc:
+    except (ReplayRefused, GenerationError) as exc:
         sys.stderr.write(f"msgstatus replay: {exc}\n")
         raise SystemExit(1) from None
     sys.stdout.write(

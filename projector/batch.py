@@ -14,11 +14,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Gauge
 from pydantic import TypeAdapter, ValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from projector.deadletter import invalid_letter, refusal_letter
-from projector.errors import WriteConflict
+from projector.errors import ProjectorError, is_transient
 from projector.store import ApplyReport, ProjectionStore
 from schemas.events import EventRecord
 
@@ -38,9 +37,6 @@ RETRIES = Counter(
 )
 
 BATCH = TypeAdapter(list[EventRecord])
-
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, WriteConflict, OSError)
-"""Errors a retry of the same batch can cure. Anything else stops the projector unapplied."""
 
 
 def decode(
@@ -74,8 +70,9 @@ def decode(
 
 
 async def until_done(step: Callable[[], Awaitable[T]], retry_max_s: float) -> T:
-    """Run ``step`` until it succeeds, retrying on transient errors (Redis unreachable,
-    write conflicts), forever, with backoff doubling up to ``retry_max_s`` seconds.
+    """Run ``step`` until it succeeds, retrying errors that ``projector.errors.is_transient``
+    names (Redis unreachable, write conflicts), forever, with backoff doubling up to
+    ``retry_max_s`` seconds.
 
     A batch is never skipped (docs/pitfalls.md: aiokafka#1046); any other error propagates so the
     caller stops without committing. ``msgstatus_projector_failing`` is 1 while retrying.
@@ -86,7 +83,9 @@ async def until_done(step: Callable[[], Awaitable[T]], retry_max_s: float) -> T:
             result = await step()
             FAILING.set(0)
             return result
-        except TRANSIENT as exc:
+        except (ProjectorError, RedisError, OSError) as exc:
+            if not is_transient(exc):
+                raise
             FAILING.set(1)
             RETRIES.labels(exc.__class__.__name__).inc()
             log.warning("projection step failed, retrying: %s", exc.__class__.__name__)

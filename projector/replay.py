@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from projector import generations
 from projector.batch import process
+from projector.errors import ReplayRefused
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
 from runtime import redis_client
@@ -30,10 +31,6 @@ from runtime import redis_client
 log = logging.getLogger(__name__)
 
 PROGRESS = Gauge("msgstatus_replay_progress_ratio", "Share of the replay's records applied")
-
-
-class ReplayRefused(Exception):  # noqa: N818 - names the outcome
-    """The new generation could be behind the served one, so the switch was not made."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +75,7 @@ class _Progress:
 class Replay:
     """One rebuild. Settings as the projector's; ``since_ms`` (epoch ms, UTC) limits the start.
 
-    Raises :class:`ReplayRefused` (no switch made), :class:`generations.GenerationError`
+    Raises :class:`ReplayRefused` (no switch made), :class:`GenerationError`
     (another replay switched first) and Kafka/Redis client errors.
     """
 

@@ -18,9 +18,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
-from ingest.errors import InvalidBody, Unauthenticated, UnsignedRetry
+from ingest.errors import BodyTimeout, InvalidBody, Unauthenticated, UnsignedRetry
 from ingest.http import (
-    BodyTimeout,
     Responder,
     body_timeout,
     invalid_body,
