@@ -18,7 +18,14 @@ from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
 from runtime.web import problem_response
 from schemas.events import EventRecord
-from schemas.problems import FieldError, Problem
+from schemas.problems import (
+    BODY_TIMEOUT,
+    INVALID_BODY,
+    LOG_UNAVAILABLE,
+    UNAUTHENTICATED,
+    FieldError,
+    Problem,
+)
 
 SETTINGS = web.AppKey("settings", IngestSettings)
 PUBLISHER = web.AppKey("publisher", Publisher)
@@ -68,7 +75,7 @@ async def publish_or_problem(
         WEBHOOKS.labels(source, "unavailable").inc()
         retry = str(request.app[SETTINGS].retry_after_s)
         return problem_response(
-            Problem(503, "log-unavailable", str(exc)), request, **{"Retry-After": retry}
+            Problem.of(LOG_UNAVAILABLE, str(exc)), request, **{"Retry-After": retry}
         )
     WEBHOOKS.labels(source, "accepted").inc()
     return respond(records)
@@ -92,17 +99,17 @@ def body_timeout(request: web.Request) -> web.Response:
     WEBHOOKS.labels(source_of(request), "timeout").inc()
     timeout = request.app[SETTINGS].body_timeout_s
     return problem_response(
-        Problem(408, "body-timeout", f"the body did not arrive within {timeout:g} s"), request
+        Problem.of(BODY_TIMEOUT, f"the body did not arrive within {timeout:g} s"), request
     )
 
 
 def unauthorized(request: web.Request, detail: str) -> web.Response:
     """401 problem document; the detail never echoes secrets."""
     WEBHOOKS.labels(source_of(request), "unauthenticated").inc()
-    return problem_response(Problem(401, "unauthenticated", detail), request)
+    return problem_response(Problem.of(UNAUTHENTICATED, detail), request)
 
 
 def invalid_body(request: web.Request, detail: str, errors: Sequence[FieldError]) -> web.Response:
     """400 problem document naming each bad field."""
     WEBHOOKS.labels(source_of(request), "invalid").inc()
-    return problem_response(Problem(400, "invalid-body", detail, tuple(errors)), request)
+    return problem_response(Problem.of(INVALID_BODY, detail, tuple(errors)), request)

@@ -20,7 +20,7 @@ from query_api.reader import Reader
 from query_api.settings import ApiSettings
 from runtime import redis_client
 from runtime.web import add_ops_routes, problem_response
-from schemas import keys
+from schemas import keys, problems
 from schemas.documents import render_history, render_list
 from schemas.problems import Problem, invalid
 from schemas.stored import MessageState
@@ -31,9 +31,11 @@ API_KEYS = web.AppKey("api_keys", tuple[bytes, ...])
 
 JSON = "application/json"
 PREFIX = "/api/messagestatus"
-FORBIDDEN = Problem(403, "forbidden", "the X-Api-Key header is missing or not a valid key")
-NOT_FOUND = Problem(404, "not-found", "no message with this id")
-UNAVAILABLE = Problem(503, "store-unavailable", "the status store is not reachable; retry shortly")
+BAD_KEY = Problem.of(problems.FORBIDDEN, "the X-Api-Key header is missing or not a valid key")
+UNKNOWN_ID = Problem.of(problems.NOT_FOUND, "no message with this id")
+STORE_DOWN = Problem.of(
+    problems.STORE_UNAVAILABLE, "the status store is not reachable; retry shortly"
+)
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -63,14 +65,14 @@ def api_route(
 
     async def handler(request: web.Request) -> web.Response:
         if not _authorized(request):
-            return problem_response(FORBIDDEN, request)
+            return problem_response(BAD_KEY, request)
         try:
             query = parse(request)
             found = await read(request.app[READER], query)
         except params.BadParameter as exc:
             return problem_response(invalid(exc.name, str(exc)), request)
         except (RedisError, OSError):
-            return problem_response(UNAVAILABLE, request, **{"Retry-After": "1"})
+            return problem_response(STORE_DOWN, request, **{"Retry-After": "1"})
         return render(request, query, found)
 
     return handler
@@ -82,13 +84,13 @@ def _message_id(request: web.Request) -> str:
 
 def _message(request: web.Request, _id: str, document: bytes | None) -> web.Response:
     if document is None:
-        return problem_response(NOT_FOUND, request)
+        return problem_response(UNKNOWN_ID, request)
     return web.Response(body=document, content_type=JSON)
 
 
 def _history(request: web.Request, message_id: str, state: MessageState | None) -> web.Response:
     if state is None:
-        return problem_response(NOT_FOUND, request)
+        return problem_response(UNKNOWN_ID, request)
     return web.Response(body=render_history(message_id, state.visible_entries()), content_type=JSON)
 
 

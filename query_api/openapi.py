@@ -174,7 +174,11 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "description": "RFC 9457 problem document.",
                     "properties": {
-                        "type": {"type": "string"},
+                        "type": {
+                            "type": "string",
+                            "description": "/problems/<name>, a page on this server that "
+                            "explains the problem; about:blank for a plain HTTP refusal.",
+                        },
                         "title": {"type": "string"},
                         "status": {"type": "integer"},
                         "detail": {"type": "string"},

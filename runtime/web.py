@@ -21,7 +21,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from runtime.logs import mask_digits, request_id
-from schemas.problems import CONTENT_TYPE, Problem
+from schemas.problems import CONTENT_TYPE, INTERNAL_ERROR, PROBLEM_TYPES, TYPE_PATH, Problem
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            response = problem_response(Problem(exc.status, "http-error", exc.reason), request)
+            response = problem_response(Problem(exc.status, None, exc.reason), request)
             if exc.status == 405 and "Allow" in exc.headers:
                 response.headers["Allow"] = exc.headers["Allow"]
         except ConnectionResetError:
@@ -106,7 +106,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         except Exception:
             log.exception("unhandled error")
             response = problem_response(
-                Problem(500, "internal-error", "internal error; the request id is in the logs"),
+                Problem.of(INTERNAL_ERROR, "internal error; the request id is in the logs"),
                 request,
             )
         response.headers["X-Request-Id"] = rid
@@ -131,6 +131,15 @@ async def readyz(request: web.Request) -> web.Response:
     return web.Response(status=200 if ok else 503, body=body, content_type="application/json")
 
 
+async def problem_page(request: web.Request) -> web.Response:
+    """``/problems/<name>``: the page of a problem type this project owns (404 otherwise)."""
+    kind = PROBLEM_TYPES.get(request.match_info["name"])
+    if kind is None:
+        raise web.HTTPNotFound(reason="no such problem type")
+    text = f"{kind.title} ({kind.status})\n\n{kind.about}\n"
+    return web.Response(text=text, content_type="text/plain")
+
+
 async def metrics(_request: web.Request) -> web.Response:
     """Prometheus text exposition of this process's metrics."""
     resp = web.Response(body=generate_latest())
@@ -139,13 +148,15 @@ async def metrics(_request: web.Request) -> web.Response:
 
 
 def add_ops_routes(app: web.Application, service: str, readiness: ReadinessCheck) -> None:
-    """Register ``/healthz``, ``/readyz`` and ``/metrics`` and the request observer."""
+    """Register ``/healthz``, ``/readyz``, ``/metrics``, the problem type pages and the request
+    observer."""
     app[SERVICE] = service
     app[READINESS] = readiness
     app.middlewares.append(observe)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get(TYPE_PATH + "{name}", problem_page)
 
 
 class MaskingAccessLogger(AbstractAccessLogger):

@@ -38,7 +38,7 @@ from ingest.providers.vonage_messages import VonageMessagesAdapter
 from ingest.settings import IngestSettings
 from runtime.web import problem_response
 from schemas.events import EventRecord
-from schemas.problems import Problem
+from schemas.problems import UNSIGNED_CALLBACK, Problem
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def make_handler(
         try:
             mapped = adapter.handle(callback)
         except UnsignedRetry as exc:
-            problem = Problem(503, "unsigned-callback", str(exc))
+            problem = Problem.of(UNSIGNED_CALLBACK, str(exc))
             return problem_response(
                 problem, request, **{"Retry-After": str(settings.retry_after_s)}
             )
