@@ -15,7 +15,7 @@ message (as in a real log, where receipts come seconds later). Then it times
 
 Both runs are checked: every message must be in the generation, sampled documents
 DELIVERED. docs/design.md §7 also asks for at least 10x a Faust table projection of the same
-events; see :mod:`bench.faust_ref` (run when a Faust venv is given, ``--faust-python``).
+events; see :mod:`bench.faust_app` (run when a Faust venv is given, ``--faust-python``).
 
 Target: at least 50,000 events/s into an empty Redis (both paths).
 """

@@ -12,7 +12,6 @@ from ingest.errors import BodyTimeout, InvalidBody, Unauthenticated
 from ingest.http import (
     PUBLISHER,
     SETTINGS,
-    accepted_response,
     body_timeout,
     invalid_body,
     publish_or_problem,
@@ -28,17 +27,6 @@ from runtime.web import add_ops_routes
 from schemas.problems import FieldError
 
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "PUBLISHER",
-    "SETTINGS",
-    "VERIFIER",
-    "accepted_response",
-    "canonical_webhook",
-    "create_app",
-    "publish_or_problem",
-    "unauthorized",
-]
 
 VERIFIER: web.AppKey[StandardWebhookVerifier | None] = web.AppKey("verifier")
 PROVIDER_IDS = web.AppKey("provider_ids", ProviderIds)

@@ -51,10 +51,11 @@ Responder = Callable[[Sequence[EventRecord]], web.Response]
 """Builds the 2xx answer once Kafka acknowledged the records (providers differ here)."""
 
 
-def accepted_response(records: Sequence[EventRecord]) -> web.Response:
-    """202 with the ids of the events Kafka acknowledged: ``{"accepted": n, "eventIds": [...]}``."""
+def accepted_response(records: Sequence[EventRecord], status: int = 202) -> web.Response:
+    """``status`` (202) with the ids of the events Kafka acknowledged:
+    ``{"accepted": n, "eventIds": [...]}``."""
     body = orjson.dumps({"accepted": len(records), "eventIds": [r.event_id for r in records]})
-    return web.Response(status=202, body=body, content_type="application/json")
+    return web.Response(status=status, body=body, content_type="application/json")
 
 
 async def publish_or_problem(

@@ -127,20 +127,6 @@ class Publisher:
         for source, count in sources.items():
             PUBLISHED.labels(source).inc(count)
 
-    async def check(self, timeout_s: float = 1.0) -> bool:
-        """Readiness: a producer is in place and the cluster answers a metadata request.
-
-        Never raises; False when Kafka does not answer within ``timeout_s`` seconds.
-        """
-        producer = self._producer
-        if producer is None or self._connector is not None:
-            return False
-        try:
-            async with asyncio.timeout(timeout_s):
-                return bool(await producer.client.fetch_all_metadata())
-        except (TimeoutError, KafkaError, OSError):
-            return False
-
     async def _close(self, producer: AIOKafkaProducer) -> None:
         try:
             async with asyncio.timeout(self._settings.shutdown_timeout_s):

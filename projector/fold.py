@@ -68,7 +68,10 @@ def empty_state(first_seen_ms: int) -> MessageState:
 
 
 def apply(state: MessageState, event: EventRecord) -> Applied:
-    """Add one event to a message's state (see :func:`apply_all`)."""
+    """Add one event to a message's state (see :func:`apply_all`).
+
+    Used by the tests and :func:`fold`; the projector applies a batch with :func:`apply_all`.
+    """
     return apply_all(state, (event,))
 
 
@@ -158,7 +161,11 @@ def view(message_id: str, state: MessageState) -> MessageView | None:
 
 
 def fold(message_id: str, events: Iterable[EventRecord], first_seen_ms: int) -> Applied:
-    """Apply events one by one from an empty state; refused entries are collected."""
+    """Apply events one by one from an empty state; refused entries are collected.
+
+    The reference the property tests compare :func:`apply_all` against (any order, any
+    batching, any repeats); the projector itself does not call it.
+    """
     state = empty_state(first_seen_ms)
     refused: set[HistoryEntry] = set()
     for event in events:

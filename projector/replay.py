@@ -27,6 +27,7 @@ from projector.errors import ReplayRefused
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
 from runtime import redis_client
+from runtime.topics import partition_ids
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +133,9 @@ class Replay:
         self, consumer: AIOKafkaConsumer
     ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
         """Start and end offsets of every partition (end = after the announcement)."""
-        parts = consumer.partitions_for_topic(self.s.topic)
+        parts = await partition_ids(self.s)
         if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(self.s.topic) or set()
+            raise ReplayRefused(f"the event log {self.s.topic!r} does not exist")
         tps = sorted(TopicPartition(self.s.topic, p) for p in parts)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
         if self.since_ms is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import signal
 import time
@@ -27,6 +26,7 @@ from projector.positions import ResumeFromProjection
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
 from runtime import redis_client
+from runtime.gc_tuning import tune_gc
 from runtime.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -201,9 +201,7 @@ def main(settings: ProjectorSettings) -> None:
     """Run the projector until SIGINT/SIGTERM; serve Prometheus metrics on ``metrics_port``."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1")
-    gc.collect()
-    gc.freeze()  # start-up objects stay out of every collection (see runtime.web.tune_gc)
-    gc.set_threshold(50_000, 50, 100)
+    tune_gc()
 
     async def runner() -> None:
         projector = Projector(settings)

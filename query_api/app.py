@@ -170,7 +170,7 @@ async def _reader_ctx(app: web.Application) -> AsyncIterator[None]:
         **redis_client.async_options(),
     )
     redis = Redis(connection_pool=pool, decode_responses=False)
-    reader = Reader(redis, settings.retention_ms, settings.generation_poll_s, settings.generation)
+    reader = Reader(redis, settings.generation_poll_s, settings.generation)
     app[READER] = reader
     await reader.start()
     yield

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 import time
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from multidict import MultiMapping
 
+from schemas.events import UUID_TEXT
 from schemas.phone import is_e164
 from schemas.timefmt import TimestampError, parse_iso_ms
 
-UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 DEFAULT_COUNT, MAX_COUNT = 50, 100
 MAX_REFERENCE_KEY = 255
 
@@ -40,7 +39,7 @@ def single(query: MultiMapping[str], name: str) -> str | None:
 
 def message_id(raw: str) -> str:
     """A message id: a UUID in any letter case; returned lowercase."""
-    if UUID_RE.fullmatch(raw) is None:
+    if UUID_TEXT.fullmatch(raw) is None:
         raise BadParameter("messageid", "must be a UUID")
     return raw.lower()
 

@@ -7,6 +7,7 @@ replay read them (docs/design.md §4 and §5).
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,12 @@ NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 key holding one could never be asked for in a URL (docs/pitfalls.md: starlette#2563)."""
 
 UUID_LOWER = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+"""A message or event id as the log holds it: lowercase."""
+
+UUID_TEXT = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+"""A UUID in its 36-character text form, any letter case (ids from URLs and providers)."""
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=NO_CONTROL)]
 ShortText = Annotated[str, StringConstraints(max_length=255, pattern=NO_CONTROL)]

@@ -14,13 +14,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
-import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
 from ingest.errors import BodyTimeout, InvalidBody, Unauthenticated, UnsignedRetry
 from ingest.http import (
     Responder,
+    accepted_response,
     body_timeout,
     invalid_body,
     publish_or_problem,
@@ -54,8 +54,7 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 def provider_response(records: Sequence[EventRecord]) -> web.Response:
     """200 with ``{"accepted": n, "eventIds": [...]}``: Vonage documents 200/204 as success,
     and 200 is what every provider's retry logic treats as delivered."""
-    body = orjson.dumps({"accepted": len(records), "eventIds": [r.event_id for r in records]})
-    return web.Response(status=200, body=body, content_type="application/json")
+    return accepted_response(records, status=200)
 
 
 def jasmin_ack(_records: Sequence[EventRecord]) -> web.Response:
