@@ -8,5 +8,13 @@ Only loopback addresses are ever load-tested (:func:`bench.common.require_loopba
 every load loop is bounded in count and in time.
 """
 
-BENCHMARKS = ("read_by_id", "read_lists", "ingest", "projector", "freshness", "memory")
+BENCHMARKS = (
+    "read_by_id",
+    "read_lists",
+    "ingest",
+    "overload",
+    "projector",
+    "freshness",
+    "memory",
+)
 """Every benchmark module, in the order a full run executes them."""

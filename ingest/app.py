@@ -7,11 +7,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from ingest.admission import Admission
 from ingest.canonical import parse_body
 from ingest.errors import BodyTimeout, InvalidBody, Unauthenticated
 from ingest.http import (
+    ADMISSION,
     PUBLISHER,
     SETTINGS,
+    admit,
     body_timeout,
     invalid_body,
     publish_or_problem,
@@ -80,10 +83,12 @@ def create_app(settings: IngestSettings) -> web.Application:
 
     Routes: ``POST /webhooks/events`` (canonical) and the provider adapters
     (``/webhooks/twilio``, ``/webhooks/vonage``, ...; see :mod:`ingest.providers.routes`).
-    Bodies over ``max_body_bytes`` get 413 before they are parsed.
+    Bodies over ``max_body_bytes`` get 413 before they are parsed; webhooks past the bound on
+    events in flight get 503 before they are read (:mod:`ingest.admission`).
     """
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[ADMISSION] = Admission(settings.max_events_in_flight)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     app[VERIFIER] = StandardWebhookVerifier(secret) if secret else None
     app[PROVIDER_IDS] = ProviderIds.from_settings(settings)
@@ -93,6 +98,8 @@ def create_app(settings: IngestSettings) -> web.Application:
         return {"kafka": app[PUBLISHER].ready}
 
     add_ops_routes(app, "ingest", readiness)
+    # After the request observer, so shed requests get a request id and their metrics.
+    app.middlewares.append(admit)
     app.router.add_post("/webhooks/events", canonical_webhook)
     add_provider_routes(app, settings)
     return app

@@ -7,12 +7,13 @@ use them while ``ingest.app`` registers those routes, without an import cycle.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
+from ingest.admission import SHED, Admission, estimate_events
 from ingest.errors import BodyTimeout, LogUnavailable
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
@@ -22,6 +23,7 @@ from schemas.problems import (
     BODY_TIMEOUT,
     INVALID_BODY,
     LOG_UNAVAILABLE,
+    OVERLOADED,
     UNAUTHENTICATED,
     FieldError,
     Problem,
@@ -29,6 +31,9 @@ from schemas.problems import (
 
 SETTINGS = web.AppKey("settings", IngestSettings)
 PUBLISHER = web.AppKey("publisher", Publisher)
+ADMISSION = web.AppKey("admission", Admission)
+RESERVED = web.RequestKey("reserved_events", int)
+"""The events :func:`admit` reserved for this webhook."""
 
 WEBHOOKS = Counter(
     "msgstatus_webhooks_total",
@@ -46,6 +51,8 @@ def source_of(request: web.Request) -> str:
     canonical = resource.canonical if resource is not None else ""
     return canonical.rsplit("/", 1)[-1] or "unknown"
 
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 Responder = Callable[[Sequence[EventRecord]], web.Response]
 """Builds the 2xx answer once Kafka acknowledged the records (providers differ here)."""
@@ -66,10 +73,15 @@ async def publish_or_problem(
     """Publish and answer with ``respond(records)`` only after Kafka acknowledged every record.
 
     Answers 503 with ``Retry-After`` (seconds, ``retry_after_s``) when Kafka is unreachable or
-    too slow (docs/design.md §4): never a 2xx for events that may not be in the log.
+    too slow (docs/design.md §4): never a 2xx for events that may not be in the log. The
+    reservation :func:`admit` made is set to the real number of events first.
     """
     source = source_of(request)
     RECEIVED.labels(source).inc(len(records))
+    reserved = request.get(RESERVED)
+    if reserved is not None:
+        request.app[ADMISSION].resize(reserved, len(records))
+        request[RESERVED] = len(records)
     try:
         await request.app[PUBLISHER].publish(records)
     except LogUnavailable as exc:
@@ -80,6 +92,37 @@ async def publish_or_problem(
         )
     WEBHOOKS.labels(source, "accepted").inc()
     return respond(records)
+
+
+def overloaded(request: web.Request) -> web.Response:
+    """503 + ``Retry-After`` for a webhook shed by admission control; nothing was published."""
+    source = source_of(request)
+    SHED.labels(source).inc()
+    WEBHOOKS.labels(source, "shed").inc()
+    retry = str(request.app[SETTINGS].retry_after_s)
+    detail = "too many events are being published; retry later"
+    return problem_response(Problem.of(OVERLOADED, detail), request, **{"Retry-After": retry})
+
+
+@web.middleware
+async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Reserve a webhook's events before its body is read; answer 503 at once past the bound.
+
+    Only ``/webhooks/`` routes: health, readiness and metrics must answer during overload.
+    The reservation is released when the handler has answered, whatever the answer.
+    """
+    if not request.path.startswith("/webhooks/"):
+        return await handler(request)
+    admission = request.app[ADMISSION]
+    limit = request.app[SETTINGS].max_batch_events
+    reserved = estimate_events(request.content_length, limit)
+    if not admission.enter(reserved):
+        return overloaded(request)
+    request[RESERVED] = reserved
+    try:
+        return await handler(request)
+    finally:
+        admission.leave(request[RESERVED])
 
 
 async def read_body(request: web.Request) -> bytes:

@@ -71,7 +71,7 @@ def _replay(argv: Sequence[str]) -> None:
     if settings.metrics_port:  # msgstatus_replay_progress_ratio for a dashboard
         from prometheus_client import start_http_server  # noqa: PLC0415
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.host)
     replay = Replay(settings, since_ms=since, in_place=settings.in_place, grace_s=settings.grace_s)
     try:
         result = asyncio.run(replay.run())

@@ -14,10 +14,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Gauge
 from pydantic import TypeAdapter, ValidationError
-from redis.exceptions import RedisError
 
 from projector.deadletter import invalid_letter, refusal_letter
-from projector.errors import ProjectorError, is_transient
+from projector.errors import is_transient
 from projector.store import ApplyReport, ProjectionStore
 from schemas.events import EventRecord
 
@@ -83,10 +82,10 @@ async def until_done(step: Callable[[], Awaitable[T]], retry_max_s: float) -> T:
             result = await step()
             FAILING.set(0)
             return result
-        except (ProjectorError, RedisError, OSError) as exc:
-            if not is_transient(exc):
-                raise
+        except Exception as exc:
             FAILING.set(1)
+            if not is_transient(exc):
+                raise  # not retriable: the projector stops, uncommitted, failing
             RETRIES.labels(exc.__class__.__name__).inc()
             log.warning("projection step failed, retrying: %s", exc.__class__.__name__)
             await asyncio.sleep(delay)

@@ -30,8 +30,9 @@ class ScriptedPipelines:
         self._sha: dict[str, str] = {}
 
     def _load(self) -> None:
-        for name, source in self._sources.items():
-            self._sha[name] = str(self.redis.script_load(source))
+        # Replaced whole, never filled in place: a thread that finds it non-empty must find
+        # every script in it (stores are used from worker threads, possibly several at once).
+        self._sha = {name: str(self.redis.script_load(src)) for name, src in self._sources.items()}
 
     def script(self, cmds: Commands, name: str, keys_: Sequence[str], args: Sequence[Any]) -> None:
         """Append an EVALSHA of the script ``name`` to ``cmds``."""

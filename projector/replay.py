@@ -186,6 +186,10 @@ class Replay:
                 f"{self.announce_ttl_s} s between renewals), so the live projector may have "
                 "skipped it: not switching"
             )
-        await generations.switch(redis, old, target)
-        await generations.unmark_building(redis, target)
+        try:
+            await generations.switch(redis, old, target)
+        finally:
+            # Switched, or refused because another generation was switched in: either way
+            # the live projector need not write to it any longer.
+            await generations.unmark_building(redis, target)
         log.info("the read API now serves generation %s (was %s)", target, old)

@@ -198,9 +198,9 @@ class Projector:
 
 
 def main(settings: ProjectorSettings) -> None:
-    """Run the projector until SIGINT/SIGTERM; serve Prometheus metrics on ``metrics_port``."""
+    """Run the projector until SIGINT/SIGTERM; serve Prometheus metrics on ``host:metrics_port``."""
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.host)
     tune_gc()
 
     async def runner() -> None:

@@ -127,7 +127,7 @@ class ProjectionStore:
         """Apply a batch of valid events; returns what happened. See the module docstring."""
         now = now_ms if now_ms is not None else int(time.time() * 1000)
         report = ApplyReport()
-        addressed = self._resolve(events, now, report)
+        addressed = self._resolve(events, report)
         self._apply_addressed(addressed, now, report)
         return report
 
@@ -168,10 +168,14 @@ class ProjectionStore:
         fields = [f"{topic}:{p}" for p in partitions]
         await asyncio.to_thread(self.redis.hdel, keys.positions_key(self.generation), *fields)
 
-    def _resolve(
-        self, events: Sequence[EventRecord], now: int, report: ApplyReport
-    ) -> list[EventRecord]:
-        """Give each receipt its message id via the provider map, or park it."""
+    def _resolve(self, events: Sequence[EventRecord], report: ApplyReport) -> list[EventRecord]:
+        """Give each receipt its message id via the provider map, or park it.
+
+        A parked receipt stays for the retention after it was received (its message's send
+        time is not known yet), so the parked key's expiry, like every other, follows from
+        the events alone: a replay writes the same one, and a receipt older than the
+        retention is not kept.
+        """
         direct = [e for e in events if e.message_id is not None]
         by_provider = [e for e in events if e.message_id is None]
         if not by_provider:
@@ -185,7 +189,7 @@ class ProjectionStore:
                     cmds,
                     "park",
                     [keys.provider_map_key(g, name, pid), keys.parked_key(g, name, pid)],
-                    [event.event_id, event.to_json(), now + self.retention_ms],
+                    [event.event_id, event.to_json(), event.received_ms + self.retention_ms],
                 )
 
         for event, found in zip(by_provider, self._io.run(build), strict=True):

@@ -15,6 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from query_api import params
+from query_api.desk import add_desk_routes
 from query_api.openapi import openapi_document
 from query_api.reader import Reader
 from query_api.settings import ApiSettings
@@ -200,4 +201,5 @@ def create_app(settings: ApiSettings) -> web.Application:
     app.router.add_get(PREFIX + "/{messageid:[^/]+}/history", get_history)
     app.router.add_get(PREFIX + "/{messageid:[^/]+}", get_message)
     app.router.add_get("/openapi.json", get_openapi)
+    add_desk_routes(app)
     return app

@@ -80,6 +80,13 @@ LOG_UNAVAILABLE = ProblemType(
     "The event log did not acknowledge the events in time. Send the same request again after "
     "Retry-After seconds: a repeat is the same event and is kept once.",
 )
+OVERLOADED = ProblemType(
+    "overloaded",
+    503,
+    "Ingest overloaded",
+    "Too many events are being published at once, so this webhook was turned away before its "
+    "body was read; nothing of it was accepted. Send it again after Retry-After seconds.",
+)
 UNSIGNED_CALLBACK = ProblemType(
     "unsigned-callback",
     503,
@@ -110,6 +117,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         NOT_FOUND,
         BODY_TIMEOUT,
         LOG_UNAVAILABLE,
+        OVERLOADED,
         UNSIGNED_CALLBACK,
         STORE_UNAVAILABLE,
         INTERNAL_ERROR,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,13 +16,18 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
+from projector import generations
 from projector.store import ProjectionStore
 from schemas import keys
 from schemas.events import EventRecord, ProviderInfo
 from schemas.status import Channel, Status
 from tests.factories import record
 
-REDIS_URL = os.environ.get("MSGSTATUS_REDIS_URL", "redis://127.0.0.1:6379/0")
+# A Redis database of this module's own: its SCANs of whole generations then pass over this
+# module's keys only, not over everything the rest of the suite wrote.
+REDIS_URL = (
+    os.environ.get("MSGSTATUS_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/5"
+)
 DAY = 86_400_000
 NOW = int(time.time() * 1000)
 
@@ -47,59 +51,145 @@ async def snapshot(redis: Redis, generation: str) -> dict[str, object]:
     async for key in redis.scan_iter(match=keys.generation_pattern(generation), count=1000):
         name = key.decode().replace(f":{generation}:", ":G:", 1)
         kind = cast(bytes, await redis.type(key)).decode()
+        value: object = None
         if kind == "string":
-            out[name] = await redis.get(key)
+            value = await redis.get(key)
         elif kind == "zset":
-            out[name] = await redis.zrange(key, 0, -1, withscores=True)
+            value = await redis.zrange(key, 0, -1, withscores=True)
         elif kind == "hash":
-            out[name] = await redis.hgetall(key)
+            value = await redis.hgetall(key)
+        out[name] = value
     return out
 
 
-def events_of(message_id: str, phone: str) -> st.SearchStrategy[list[EventRecord]]:
-    """Random event sets of one message: acceptances (SMS/RCS) and receipts, close in time."""
+async def expiries(redis: Redis, generation: str) -> dict[str, int]:
+    """Every key of a generation with its expiry time (epoch ms), generation-neutral."""
+    out: dict[str, int] = {}
+    async for key in redis.scan_iter(match=keys.generation_pattern(generation), count=1000):
+        out[key.decode().replace(f":{generation}:", ":G:", 1)] = await redis.pexpiretime(key)
+    return out
+
+
+def check_pointers_outlive_messages(values: dict[str, Any], expiry: dict[str, int]) -> None:
+    """Keys that point at messages (phone/reference indexes, provider ids) never expire before
+    a message they point at; every key expires, in the future."""
+    assert all(t > NOW for t in expiry.values())
+    by_id = {k.rsplit("{", 1)[1][:-1]: t for k, t in expiry.items() if ":msg:" in k}
+    for key, value in values.items():
+        pointed: list[bytes] = []
+        if ":phone:" in key or ":ref:" in key:
+            pointed = [member for member, _score in value]
+        elif ":prov:" in key:
+            pointed = [value]
+        assert all(expiry[key] >= by_id[m.decode()] for m in pointed), key
+
+
+PHONES = ("+491511234567", "+491517654321")
+REFERENCES = ("prop-ref-a", "prop-ref-b")
+
+
+def world(tag: str) -> st.SearchStrategy[list[EventRecord]]:
+    """Random event sets of three messages sharing two phones and two reference keys.
+
+    Acceptances (SMS/RCS, either phone and reference) and receipts of every status with varied
+    provider words and codes; a receipt names its message by id or only by provider name and
+    id, so it may be parked until the acceptance registers that id. Event ids are drawn
+    independently of the content; receive times vary, so expiry follows the later of sent
+    and received.
+    """
+    messages = [(str(uuid.uuid4()), f"P{i}", f"{tag}-pid-{i}") for i in range(3)]
+
+    def build(
+        *,
+        msg: int,
+        status: Status,
+        dt: int,
+        by_provider: bool,
+        words: tuple[str, str | None],
+        channel: Channel,
+        phone: str,
+        reference: str,
+        event_id: uuid.UUID,
+        received_dt: int,
+    ) -> EventRecord:
+        mid, name, pid = messages[msg]
+        common = {
+            "eventId": str(event_id),
+            "status": status,
+            "occurredAt": NOW - 60_000 + dt,
+            "receivedAt": NOW - received_dt,
+        }
+        if status is Status.PROVIDER_ACCEPTANCE:
+            return EventRecord.model_validate(
+                {
+                    **common,
+                    "messageId": mid,
+                    "channel": channel,
+                    "phoneNumber": phone,
+                    "reference": {"service": "S", "key": reference},
+                    "sms": {"segments": 1} if channel is Channel.SMS else None,
+                    "provider": {"name": name, "id": pid, "status": "accepted", "code": "0"},
+                }
+            )
+        provider = {"status": words[0], "code": words[1]}
+        if by_provider:
+            return EventRecord.model_validate(
+                {**common, "provider": {**provider, "name": name.lower(), "id": pid}}
+            )
+        return EventRecord.model_validate({**common, "messageId": mid, "provider": provider})
+
     one = st.builds(
-        lambda status, dt, ps, channel: record(
-            status,
-            NOW - 60_000 + dt,
-            message_id=message_id,
-            channel=channel,
-            phone=phone,
-            reference_key="prop-ref",
-            provider_status=ps,
-            event_id=str(uuid.UUID(int=dt * 7 + len(status.value))),
-            received_ms=NOW,
-        ),
-        st.sampled_from(list(Status)),
-        st.integers(0, 4),
-        st.sampled_from(["x", "y"]),
-        st.sampled_from([Channel.SMS, Channel.RCS]),
+        build,
+        msg=st.integers(0, 2),
+        status=st.sampled_from(list(Status)),
+        dt=st.integers(0, 4),
+        by_provider=st.booleans(),
+        words=st.tuples(st.sampled_from(["x", "y"]), st.sampled_from(["0", "1", "30003", None])),
+        channel=st.sampled_from([Channel.SMS, Channel.RCS]),
+        phone=st.sampled_from(PHONES),
+        reference=st.sampled_from(REFERENCES),
+        event_id=st.uuids(),
+        received_dt=st.sampled_from([0, 30 * DAY]),
     )
-    return st.lists(one, min_size=1, max_size=7)
+    return st.lists(one, min_size=1, max_size=10)
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data())
 async def test_real_redis_state_is_a_function_of_the_event_set(
     redis: Redis, data: st.DataObject
 ) -> None:
-    """Property through Redis: any order, batching and duplication give identical keys."""
-    mid, phone = str(uuid.uuid4()), "+4915" + str(random.randint(10**8, 10**9 - 1))
-    events = data.draw(events_of(mid, phone))
+    """Property through Redis: any order, batching and duplication give identical keys, with
+    receipts parked by provider id and applied on acceptance, shared phone and reference
+    indexes and expiry times included."""
+    tag = uuid.uuid4().hex[:8]
+    events = data.draw(world(tag))
     rnd = data.draw(st.randoms(use_true_random=False))
-    gen_a, gen_b = f"pa{uuid.uuid4().hex[:8]}", f"pb{uuid.uuid4().hex[:8]}"
+    gen_a, gen_b = f"pa{tag}", f"pb{tag}"
     await ProjectionStore(writer(), gen_a, 90 * DAY).apply(events)
 
     store_b = ProjectionStore(writer(), gen_b, 90 * DAY)
     shuffled = events + rnd.sample(events, k=min(3, len(events)))
     rnd.shuffle(shuffled)
-    cut = rnd.randint(0, len(shuffled))
-    await store_b.apply(shuffled[:cut])
-    await store_b.apply(shuffled[cut:])
+    cuts = sorted(rnd.randint(0, len(shuffled)) for _ in range(2))
+    for part in (shuffled[: cuts[0]], shuffled[cuts[0] : cuts[1]], shuffled[cuts[1] :]):
+        await store_b.apply(part)
     await store_b.apply(events)  # a replay of everything changes nothing
-    assert await snapshot(redis, gen_a) == await snapshot(redis, gen_b)
+    a, b = await snapshot(redis, gen_a), await snapshot(redis, gen_b)
+    ta, tb = await expiries(redis, gen_a), await expiries(redis, gen_b)
+    assert a == b
+    # A message's own keys expire at a time that follows from its events alone; keys that
+    # point at messages may outlive them (their expiry only ever moves later), never expire
+    # before them.
+    assert {k: t for k, t in ta.items() if ":msg:" in k or ":parked:" in k} == {
+        k: t for k, t in tb.items() if ":msg:" in k or ":parked:" in k
+    }
+    check_pointers_outlive_messages(a, ta)
+    check_pointers_outlive_messages(b, tb)
+    for generation in (gen_a, gen_b):  # keeps the database small for the next examples' SCANs
+        await generations.delete(redis, generation)
 
 
 async def test_projection_survives_a_flushed_script_cache(redis: Redis) -> None:
@@ -182,3 +272,59 @@ async def test_receipt_by_provider_id_is_parked_then_drained_exactly_once(redis:
     assert raw is not None
     assert b'"status":"DELIVERED"' in raw
     assert await redis.exists(keys.parked_key(gen, "P1", "pid-1")) == 0
+
+
+async def test_every_key_of_a_message_expires_from_the_later_of_sent_and_received(
+    redis: Redis,
+) -> None:
+    """Message, phone and reference indexes, provider map and parked receipts all expire
+    RETENTION after the later of the send time and the first receive time."""
+    gen = f"ex{uuid.uuid4().hex[:8]}"
+    store = ProjectionStore(writer(), gen, 90 * DAY)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def by_provider(pid: str, received_ms: int) -> EventRecord:
+        return EventRecord(
+            eventId=str(uuid.uuid4()),
+            status=Status.DELIVERED,
+            occurredAt=received_ms,
+            receivedAt=received_ms,
+            provider=ProviderInfo(name="P1", id=pid, status="delivrd", code="0"),
+        )
+
+    # A: sent 10 days ago, its first receipt (parked by provider id) received 4 days ago.
+    await store.apply([by_provider("pid-a", NOW - 4 * DAY), by_provider("pid-x", NOW - 3 * DAY)])
+    accept_a = record(
+        Status.PROVIDER_ACCEPTANCE,
+        NOW - 10 * DAY,
+        message_id=a,
+        phone="+4930111111",
+        reference_key=f"ref-{gen}",
+        received_ms=NOW - 2 * DAY,
+    ).model_copy(update={"provider": ProviderInfo(name="P1", id="pid-a", status="ok", code="0")})
+    # B: received 5 days ago, sent (by the provider's clock) 1 day ago: the later counts.
+    accept_b = record(
+        Status.PROVIDER_ACCEPTANCE,
+        NOW - 1 * DAY,
+        message_id=b,
+        phone="+4930222222",
+        received_ms=NOW - 5 * DAY,
+    )
+    await store.apply([accept_a, accept_b])
+    a_expires, b_expires = NOW - 4 * DAY + 90 * DAY, NOW - 1 * DAY + 90 * DAY
+    found = await expiries(redis, gen)
+    assert found == {
+        f"msgstatus:G:msg:{{{a}}}": a_expires,
+        f"msgstatus:G:msg:{{{b}}}": b_expires,
+        "msgstatus:G:parked:{p1|pid-x}": NOW - 3 * DAY + 90 * DAY,  # no message yet
+        # Keys pointing at a message expire with it, or later: their expiry only moves
+        # later, and A's was set before its parked receipt (received earlier) was found.
+        "msgstatus:G:phone:{+4930111111}": found["msgstatus:G:phone:{+4930111111}"],
+        f"msgstatus:G:ref:{{ref-{gen}}}": found[f"msgstatus:G:ref:{{ref-{gen}}}"],
+        "msgstatus:G:prov:{p1|pid-a}": found["msgstatus:G:prov:{p1|pid-a}"],
+        "msgstatus:G:phone:{+4930222222}": b_expires,
+        "msgstatus:G:prov:{p1|pid-1}": b_expires,
+    }
+    for pointer in ("phone:{+4930111111}", f"ref:{{ref-{gen}}}", "prov:{p1|pid-a}"):
+        assert a_expires <= found[f"msgstatus:G:{pointer}"] <= NOW - 2 * DAY + 90 * DAY
+    await generations.delete(redis, gen)
