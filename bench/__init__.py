@@ -1,4 +1,4 @@
-"""Benchmarks of the SPEC section 7 targets, as ratios to reference servers run alongside.
+"""Benchmarks of the targets of docs/design.md §7, as ratios to reference servers run alongside.
 
 Run ``python -m bench [name ...]`` (``--help`` for the options). Every benchmark is a module
 of this package with a ``run(ctx)`` function that returns result rows; :mod:`bench.__main__`

@@ -14,8 +14,8 @@ message (as in a real log, where receipts come seconds later). Then it times
   its first commit to its last (process start-up and group join are left out).
 
 Both runs are checked: every message must be in the generation, sampled documents
-DELIVERED. The SPEC also asks for at least 10x a Faust table projection of the same
-events; see :mod:`bench.faust_ref` (run when a Faust venv is given, ``--faust-python``).
+DELIVERED. docs/design.md §7 also asks for at least 10x a Faust table projection of the same
+events; see :mod:`bench.faust_app` (run when a Faust venv is given, ``--faust-python``).
 
 Target: at least 50,000 events/s into an empty Redis (both paths).
 """
@@ -45,9 +45,9 @@ from bench.events import Message, document_of, make_messages, records
 from bench.redisutil import client, drop_generation
 from projector.replay import Replay
 from projector.settings import ProjectorSettings
+from runtime.topics import ensure_topics
 from schemas import keys
 from schemas.events import record_key
-from schemas.topics import ensure_topics
 
 NAME = "projector"
 TRAIL = 5_000

@@ -10,13 +10,11 @@ from aiohttp import web
 
 from ingest.admission import Admission
 from ingest.canonical import parse_body
-from ingest.errors import InvalidBody, Unauthenticated
+from ingest.errors import BodyTimeout, InvalidBody, Unauthenticated
 from ingest.http import (
     ADMISSION,
     PUBLISHER,
     SETTINGS,
-    BodyTimeout,
-    accepted_response,
     admit,
     body_timeout,
     invalid_body,
@@ -31,28 +29,17 @@ from ingest.providers.routes import add_provider_routes
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
 from ingest.signing import StandardWebhookVerifier
-from msgstatus.web import add_ops_routes
+from runtime.web import add_ops_routes
 from schemas.problems import FieldError
 
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "PUBLISHER",
-    "SETTINGS",
-    "VERIFIER",
-    "accepted_response",
-    "canonical_webhook",
-    "create_app",
-    "publish_or_problem",
-    "unauthorized",
-]
 
 VERIFIER: web.AppKey[StandardWebhookVerifier | None] = web.AppKey("verifier")
 PROVIDER_IDS = web.AppKey("provider_ids", ProviderIds)
 
 
 async def canonical_webhook(request: web.Request) -> web.Response:
-    """``POST /webhooks/events``: one canonical event or an array (SPEC section 4).
+    """``POST /webhooks/events``: one canonical event or an array (docs/design.md §4).
 
     Provider ids of events that name an adapter's provider (``twilio``, ``vonage``, ...) are
     normalised the way that adapter normalises them (docs/providers.md), so an acceptance

@@ -1,4 +1,4 @@
-"""The canonical webhook format (SPEC section 4): validation and mapping to log records.
+"""The canonical webhook format (docs/design.md §4): validation and mapping to log records.
 
 Body: one event object or a JSON array of them, camelCase like the read API. Errors name
 each bad field with a JSON-pointer-like path (``[2].provider.code``).
@@ -84,7 +84,7 @@ def _field_errors(exc: ValidationError, prefix: str) -> list[FieldError]:
 
 
 def _required(event: CanonicalEvent) -> list[tuple[str, str]]:
-    """Rules beyond the field types (SPEC sections 2 and 4)."""
+    """Rules beyond the field types (docs/design.md §2 and §4)."""
     missing: list[tuple[str, str]] = []
     if event.status is Status.PROVIDER_ACCEPTANCE:
         for name, value in (

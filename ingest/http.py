@@ -14,12 +14,20 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from ingest.admission import SHED, Admission, estimate_events
-from ingest.errors import LogUnavailable
+from ingest.errors import BodyTimeout, LogUnavailable
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
-from msgstatus.web import problem_response
+from runtime.web import problem_response
 from schemas.events import EventRecord
-from schemas.problems import FieldError, Problem
+from schemas.problems import (
+    BODY_TIMEOUT,
+    INVALID_BODY,
+    LOG_UNAVAILABLE,
+    OVERLOADED,
+    UNAUTHENTICATED,
+    FieldError,
+    Problem,
+)
 
 SETTINGS = web.AppKey("settings", IngestSettings)
 PUBLISHER = web.AppKey("publisher", Publisher)
@@ -50,10 +58,11 @@ Responder = Callable[[Sequence[EventRecord]], web.Response]
 """Builds the 2xx answer once Kafka acknowledged the records (providers differ here)."""
 
 
-def accepted_response(records: Sequence[EventRecord]) -> web.Response:
-    """202 with the ids of the events Kafka acknowledged: ``{"accepted": n, "eventIds": [...]}``."""
+def accepted_response(records: Sequence[EventRecord], status: int = 202) -> web.Response:
+    """``status`` (202) with the ids of the events Kafka acknowledged:
+    ``{"accepted": n, "eventIds": [...]}``."""
     body = orjson.dumps({"accepted": len(records), "eventIds": [r.event_id for r in records]})
-    return web.Response(status=202, body=body, content_type="application/json")
+    return web.Response(status=status, body=body, content_type="application/json")
 
 
 async def publish_or_problem(
@@ -64,7 +73,7 @@ async def publish_or_problem(
     """Publish and answer with ``respond(records)`` only after Kafka acknowledged every record.
 
     Answers 503 with ``Retry-After`` (seconds, ``retry_after_s``) when Kafka is unreachable or
-    too slow (SPEC section 4): never a 2xx for events that may not be in the log. The
+    too slow (docs/design.md §4): never a 2xx for events that may not be in the log. The
     reservation :func:`admit` made is set to the real number of events first.
     """
     source = source_of(request)
@@ -79,7 +88,7 @@ async def publish_or_problem(
         WEBHOOKS.labels(source, "unavailable").inc()
         retry = str(request.app[SETTINGS].retry_after_s)
         return problem_response(
-            Problem(503, "log-unavailable", str(exc)), request, **{"Retry-After": retry}
+            Problem.of(LOG_UNAVAILABLE, str(exc)), request, **{"Retry-After": retry}
         )
     WEBHOOKS.labels(source, "accepted").inc()
     return respond(records)
@@ -92,7 +101,7 @@ def overloaded(request: web.Request) -> web.Response:
     WEBHOOKS.labels(source, "shed").inc()
     retry = str(request.app[SETTINGS].retry_after_s)
     detail = "too many events are being published; retry later"
-    return problem_response(Problem(503, "overloaded", detail), request, **{"Retry-After": retry})
+    return problem_response(Problem.of(OVERLOADED, detail), request, **{"Retry-After": retry})
 
 
 @web.middleware
@@ -116,10 +125,6 @@ async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
         admission.leave(request[RESERVED])
 
 
-class BodyTimeout(Exception):  # noqa: N818 - maps to HTTP 408
-    """The client did not send its whole body within ``body_timeout_s`` seconds."""
-
-
 async def read_body(request: web.Request) -> bytes:
     """The request body, read within ``body_timeout_s`` seconds.
 
@@ -138,17 +143,17 @@ def body_timeout(request: web.Request) -> web.Response:
     WEBHOOKS.labels(source_of(request), "timeout").inc()
     timeout = request.app[SETTINGS].body_timeout_s
     return problem_response(
-        Problem(408, "body-timeout", f"the body did not arrive within {timeout:g} s"), request
+        Problem.of(BODY_TIMEOUT, f"the body did not arrive within {timeout:g} s"), request
     )
 
 
 def unauthorized(request: web.Request, detail: str) -> web.Response:
     """401 problem document; the detail never echoes secrets."""
     WEBHOOKS.labels(source_of(request), "unauthenticated").inc()
-    return problem_response(Problem(401, "unauthenticated", detail), request)
+    return problem_response(Problem.of(UNAUTHENTICATED, detail), request)
 
 
 def invalid_body(request: web.Request, detail: str, errors: Sequence[FieldError]) -> web.Response:
     """400 problem document naming each bad field."""
     WEBHOOKS.labels(source_of(request), "invalid").inc()
-    return problem_response(Problem(400, "invalid-body", detail, tuple(errors)), request)
+    return problem_response(Problem.of(INVALID_BODY, detail, tuple(errors)), request)

@@ -1,6 +1,6 @@
 """Publishing to the event log: acks=all, idempotent, every send bounded by a deadline.
 
-PITFALLS: a send can hang while Kafka is down (aiokafka#1101, #517), and an idempotent
+docs/pitfalls.md: a send can hang while Kafka is down (aiokafka#1101, #517), and an idempotent
 producer can stay stuck after a broker blip (aiokafka#1017). So each publish has its own
 deadline (the caller answers 503 in time), and a producer that is broken is replaced in the
 background by a fresh one, which takes over once it has reached the broker.
@@ -39,8 +39,8 @@ from prometheus_client import Counter
 
 from ingest.errors import LogUnavailable
 from ingest.settings import IngestSettings
+from runtime.topics import ensure_topics
 from schemas.events import EventRecord, record_key
-from schemas.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -177,20 +177,6 @@ class Publisher:
         sources = Tally(r.source for r in records)
         for source, count in sources.items():
             PUBLISHED.labels(source).inc(count)
-
-    async def check(self, timeout_s: float = 1.0) -> bool:
-        """Readiness: a producer is in place and the cluster answers a metadata request.
-
-        Never raises; False when Kafka does not answer within ``timeout_s`` seconds.
-        """
-        producer = self._producer
-        if producer is None or self._connector is not None:
-            return False
-        try:
-            async with asyncio.timeout(timeout_s):
-                return bool(await producer.client.fetch_all_metadata())
-        except (TimeoutError, KafkaError, OSError):
-            return False
 
     async def _close(self, producer: AIOKafkaProducer) -> None:
         try:

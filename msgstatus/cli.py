@@ -1,4 +1,4 @@
-"""The ``msgstatus`` command: one subcommand per process (SPEC section 1).
+"""The ``msgstatus`` command: one subcommand per process (docs/design.md §1).
 
 Each subcommand builds its frozen settings from ``MSGSTATUS_*`` environment variables and
 the same names as flags (``--kafka-bootstrap-servers``), then runs its component.
@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from msgstatus import logs
-from msgstatus.redact import secrets_of
+from runtime import logs
+from runtime.redact import secrets_of
 
 USAGE = """usage: msgstatus <command> [--setting-name value ...]
 
@@ -32,7 +32,7 @@ Every setting is an environment variable MSGSTATUS_<NAME> or a flag --<name>;
 def _ingest(argv: Sequence[str]) -> None:
     from ingest.app import create_app  # noqa: PLC0415 - import only the component that runs
     from ingest.settings import IngestSettings  # noqa: PLC0415
-    from msgstatus.web import run  # noqa: PLC0415
+    from runtime.web import run  # noqa: PLC0415
 
     settings = IngestSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus ingest")  # type: ignore[call-arg]
     logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
@@ -40,9 +40,9 @@ def _ingest(argv: Sequence[str]) -> None:
 
 
 def _api(argv: Sequence[str]) -> None:
-    from msgstatus.web import run  # noqa: PLC0415
     from query_api.app import create_app  # noqa: PLC0415
     from query_api.settings import ApiSettings  # noqa: PLC0415
+    from runtime.web import run  # noqa: PLC0415
 
     settings = ApiSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus api")  # type: ignore[call-arg]
     logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
@@ -61,7 +61,8 @@ def _projector(argv: Sequence[str]) -> None:
 def _replay(argv: Sequence[str]) -> None:
     import asyncio  # noqa: PLC0415
 
-    from projector.replay import Replay, ReplayRefused  # noqa: PLC0415
+    from projector.errors import GenerationError, ReplayRefused  # noqa: PLC0415
+    from projector.replay import Replay  # noqa: PLC0415
     from projector.settings import ReplaySettings  # noqa: PLC0415
     from schemas.timefmt import parse_iso_ms  # noqa: PLC0415
 
@@ -75,7 +76,7 @@ def _replay(argv: Sequence[str]) -> None:
     replay = Replay(settings, since_ms=since, in_place=settings.in_place, grace_s=settings.grace_s)
     try:
         result = asyncio.run(replay.run())
-    except ReplayRefused as exc:
+    except (ReplayRefused, GenerationError) as exc:
         sys.stderr.write(f"msgstatus replay: {exc}\n")
         raise SystemExit(1) from None
     sys.stdout.write(

@@ -14,11 +14,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Gauge
 from pydantic import TypeAdapter, ValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from projector.deadletter import invalid_letter, refusal_letter
-from projector.errors import WriteConflict
+from projector.errors import is_transient
 from projector.letters import DeadLetterLedger
 from projector.store import ApplyReport, ProjectionStore
 from schemas.events import EventRecord
@@ -39,9 +37,6 @@ RETRIES = Counter(
 )
 
 BATCH = TypeAdapter(list[EventRecord])
-
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, WriteConflict, OSError)
-"""Errors a retry of the same batch can cure. Anything else stops the projector unapplied."""
 
 
 def decode(
@@ -75,10 +70,11 @@ def decode(
 
 
 async def until_done(step: Callable[[], Awaitable[T]], retry_max_s: float) -> T:
-    """Run ``step`` until it succeeds, retrying on transient errors (Redis unreachable,
-    write conflicts), forever, with backoff doubling up to ``retry_max_s`` seconds.
+    """Run ``step`` until it succeeds, retrying errors that ``projector.errors.is_transient``
+    names (Redis unreachable, write conflicts), forever, with backoff doubling up to
+    ``retry_max_s`` seconds.
 
-    A batch is never skipped (PITFALLS: aiokafka#1046); any other error propagates so the
+    A batch is never skipped (docs/pitfalls.md: aiokafka#1046); any other error propagates so the
     caller stops without committing. ``msgstatus_projector_failing`` is 1 while retrying.
     """
     delay = 0.05
@@ -87,15 +83,14 @@ async def until_done(step: Callable[[], Awaitable[T]], retry_max_s: float) -> T:
             result = await step()
             FAILING.set(0)
             return result
-        except TRANSIENT as exc:
+        except Exception as exc:
             FAILING.set(1)
+            if not is_transient(exc):
+                raise  # not retriable: the projector stops, uncommitted, failing
             RETRIES.labels(exc.__class__.__name__).inc()
             log.warning("projection step failed, retrying: %s", exc.__class__.__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, retry_max_s)
-        except Exception:
-            FAILING.set(1)  # not retriable: the projector stops, uncommitted, failing
-            raise
 
 
 async def apply_until_done(

@@ -57,10 +57,8 @@ class ScriptedPipelines:
     def _send(self, cmds: Commands) -> list[Any]:
         """Send commands in one write and read every reply (error replies as exceptions).
 
-        redis-py's own pipeline object costs more per command than the whole Redis side of
-        these writes, so the commands go straight through a pooled connection, packed by
-        redis-py (hiredis). A connection that failed mid-way is disconnected, never returned
-        to the pool with replies outstanding (PITFALLS: redis-py#2624).
+        A connection that failed mid-way is disconnected, never returned to the pool with
+        replies outstanding (docs/pitfalls.md: redis-py#2624).
         """
         if not cmds:
             return []

@@ -1,4 +1,4 @@
-"""Dead letters: events the projection can never apply, published with the reason (SPEC 5)."""
+"""Dead letters: events the projection can never apply, with the reason (docs/design.md §5)."""
 
 from __future__ import annotations
 

@@ -17,13 +17,10 @@ from redis.asyncio import Redis
 
 from projector import generations
 from projector.batch import until_done
+from projector.errors import AheadOfLog
 from schemas import keys
 
 log = logging.getLogger(__name__)
-
-
-class AheadOfLog(Exception):  # noqa: N818 - names the condition
-    """The projection reflects offsets the log does not have. Not retriable: replay it."""
 
 
 class ResumeFromProjection(ConsumerRebalanceListener):  # type: ignore[misc]

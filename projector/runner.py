@@ -1,7 +1,7 @@
 """The projector process: a consumer-group member that applies batches and then commits.
 
 Offsets are committed only after the batch's Redis writes (and dead letters) succeeded:
-at-least-once, and the fold makes repeats harmless (SPEC section 5). On SIGTERM it finishes
+at-least-once, and the fold makes repeats harmless (docs/design.md §5). On SIGTERM it finishes
 the batch in hand, commits, and leaves the group.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import signal
 import time
@@ -27,8 +26,9 @@ from projector.letters import DeadLetterLedger
 from projector.positions import ResumeFromProjection
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
-from schemas import redis_client
-from schemas.topics import ensure_topics
+from runtime import redis_client
+from runtime.gc_tuning import tune_gc
+from runtime.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +206,7 @@ def main(settings: ProjectorSettings) -> None:
     """Run the projector until SIGINT/SIGTERM; serve Prometheus metrics on ``host:metrics_port``."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.host)
-    gc.collect()
-    gc.freeze()  # start-up objects stay out of every collection (see msgstatus.web.tune_gc)
-    gc.set_threshold(50_000, 50, 100)
+    tune_gc()
 
     async def runner() -> None:
         projector = Projector(settings)

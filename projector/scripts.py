@@ -1,7 +1,8 @@
 """Lua scripts of the projection writes; each touches keys of one hash slot only (Cluster safe).
 
-redis-py loads them (SCRIPT LOAD) before each pipeline that uses them, so a server that lost
-its script cache (restart, SCRIPT FLUSH, failover) gets them again instead of NOSCRIPT.
+They are loaded once and called by SHA (projector/commands.py); a server that lost its script
+cache (restart, SCRIPT FLUSH, failover) answers NOSCRIPT, and the batch is re-run after loading
+them again.
 """
 
 from __future__ import annotations

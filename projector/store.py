@@ -28,7 +28,8 @@ from redis import Redis
 from projector import fold, provider_routing, scripts
 from projector.commands import Commands, ScriptedPipelines
 from projector.errors import CorruptState, WriteConflict
-from schemas import keys, redis_client
+from runtime import redis_client
+from schemas import keys
 from schemas.documents import render_message
 from schemas.events import EventRecord
 from schemas.status import Status

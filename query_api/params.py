@@ -1,4 +1,4 @@
-"""Path and query parameters of the read API, checked as SPEC section 3 decides.
+"""Path and query parameters of the read API, checked as docs/design.md §3 decides.
 
 Each parser returns the clean value or raises :class:`BadParameter` naming the parameter.
 """
@@ -12,10 +12,10 @@ from urllib.parse import unquote
 
 from multidict import MultiMapping
 
+from schemas.events import UUID_TEXT
 from schemas.phone import is_e164
 from schemas.timefmt import TimestampError, parse_iso_ms
 
-UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 DEFAULT_COUNT, MAX_COUNT = 50, 100
 COUNT_DIGITS = 100
 """``count`` has at most 100 digits: a longer number is a 400 before it is converted (Python
@@ -46,7 +46,7 @@ def single(query: MultiMapping[str], name: str) -> str | None:
 
 def message_id(raw: str) -> str:
     """A message id: a UUID in any letter case; returned lowercase."""
-    if UUID_RE.fullmatch(raw) is None:
+    if UUID_TEXT.fullmatch(raw) is None:
         raise BadParameter("messageid", "must be a UUID")
     return raw.lower()
 

@@ -26,11 +26,8 @@ class Reader:
     atomic switch is followed without a restart.
     """
 
-    def __init__(
-        self, redis: Redis, retention_ms: int, poll_s: float = 1.0, pinned: str = ""
-    ) -> None:
+    def __init__(self, redis: Redis, poll_s: float = 1.0, pinned: str = "") -> None:
         self.redis = redis
-        self.retention_ms = retention_ms
         self.generation = pinned or "0"
         self._pinned = pinned
         self._poll_s = poll_s

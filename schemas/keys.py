@@ -1,10 +1,10 @@
-"""The Redis key layout, written down once (SPEC section 5; STYLE rule 8).
+"""The Redis key layout, written down once (docs/design.md §5).
 
 Every key starts ``msgstatus:<generation>:``. The part in braces is the Redis Cluster hash
 tag, so all keys of one message share a slot, and so do the keys of one provider message.
 Caller-supplied parts (phone numbers, reference keys, provider names and ids) are
 percent-encoded, so ``:``, ``{``, ``}``, ``*`` or ``/`` in them can never address another
-entity's key (PITFALLS: key collisions); user input is never passed to KEYS or SCAN MATCH.
+entity's key (docs/pitfalls.md: langgraph#8851); user input is never passed to KEYS or SCAN MATCH.
 """
 
 from __future__ import annotations

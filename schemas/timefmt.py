@@ -15,7 +15,7 @@ _ISO = re.compile(
 
 MAX_MS = 2**47
 """Epoch milliseconds we accept, exclusive (year 6429): far beyond any delivery receipt,
-and well within a double's exact integers (sorted-set scores, PITFALLS redis#1071)."""
+and well within a double's exact integers (sorted-set scores, docs/pitfalls.md: redis#1071)."""
 
 
 class TimestampError(ValueError):
@@ -25,7 +25,7 @@ class TimestampError(ValueError):
 def parse_iso_ms(text: str, *, round_up: bool = False, clamp: bool = False) -> int:
     """Parse an ISO 8601 date-time into epoch milliseconds (UTC).
 
-    Accepts ``Z`` or a ``+hh:mm``/``+hhmm``/``+hh`` offset; no offset means UTC (SPEC section 3).
+    Accepts ``Z`` or a ``+hh:mm``/``+hhmm``/``+hh`` offset; no offset means UTC (docs/design.md §3).
     Fractions beyond milliseconds are truncated, or rounded up with ``round_up``. Raises
     :class:`TimestampError` otherwise, including for an offset whose ``+`` arrived as a space
     (``...T10:00:00 01:00``), and outside 1970 to 6429; with ``clamp`` a valid date-time
@@ -68,7 +68,7 @@ def parse_iso_ms(text: str, *, round_up: bool = False, clamp: bool = False) -> i
 
 
 def format_seconds(ms: int) -> str:
-    """Format epoch milliseconds as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC (seed document format).
+    """Format epoch milliseconds as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC (docs/design.md §3).
 
     Milliseconds are dropped (floor), as the seed's documents carry whole seconds.
     """

@@ -4,7 +4,7 @@ The hazard (redis-py#2624): a Redis call cancelled between sending its command a
 the reply leaves the reply on the pooled connection, and the next borrower reads it. In the
 read API only a cancelled handler can cancel a Redis call. aiohttp cancels the handler of a
 client that went away only with ``handler_cancellation=True`` (off by default, and
-``msgstatus.web.run`` leaves it off), so the test runs both: the default, where aborts must
+``runtime.web.run`` leaves it off), so the test runs both: the default, where aborts must
 never cancel a handler, and cancellation on, where aborts do cancel handlers mid-read and
 every answered read must still be the message asked for.
 """

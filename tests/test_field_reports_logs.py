@@ -25,8 +25,8 @@ import pytest
 from pydantic import SecretStr
 
 from ingest.settings import IngestSettings
-from msgstatus.redact import Redactor, secrets_of
 from query_api.settings import ApiSettings
+from runtime.redact import Redactor, secrets_of
 from tests.factories import acceptance, new_secret, sign
 from tests.support.ports import free_port
 from tests.support.stack import KAFKA, REDIS_URL

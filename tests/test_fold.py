@@ -1,4 +1,4 @@
-"""The status fold (SPEC section 2) as a pure function: examples and hypothesis properties."""
+"""The status fold (docs/design.md §2) as a pure function: examples and hypothesis properties."""
 
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def test_a_receipt_never_moves_the_status_back(
 # The precedence rule as the README states it, written out here independently of
 # schemas.status: rank, then the later instant, then UNDELIVERED over REJECTED, then the
 # provider's words (status, then code) compared as text.
-SPEC_RANK = {
+DOCUMENTED_RANK = {
     Status.PROVIDER_ACCEPTANCE: 0,
     Status.SENT: 1,
     Status.REJECTED: 2,
@@ -198,7 +198,7 @@ SPEC_RANK = {
 def spec_key(e: EventRecord) -> tuple[int, int, bool, str, str]:
     """The README's order of precedence of one receipt."""
     return (
-        SPEC_RANK[e.status],
+        DOCUMENTED_RANK[e.status],
         e.occurred_ms,
         e.status is Status.UNDELIVERED,
         e.provider.status or "",

@@ -11,8 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
 
 from projector.batch import until_done
-from projector.errors import CorruptState
-from projector.positions import AheadOfLog
+from projector.errors import AheadOfLog, CorruptState
 from schemas import keys
 from tests.factories import acceptance, receipt
 from tests.support.stack import Stack, new_stack

@@ -13,7 +13,8 @@ from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
 from projector import generations
-from projector.replay import Replay, ReplayRefused
+from projector.errors import GenerationError, ReplayRefused
+from projector.replay import Replay
 from projector.settings import ProjectorSettings
 from schemas import keys
 from tests.factories import acceptance, receipt
@@ -241,7 +242,7 @@ async def test_replay_refuses_to_switch_when_the_served_generation_changed(live:
         await generations.switch(live.redis, old, other)
 
     try:
-        with pytest.raises(generations.GenerationError):
+        with pytest.raises(GenerationError):
             await ReplayInterfered(live, switched_by_someone_else).run()
         assert await generations.served(live.redis) == other
         # No longer announced: the live projector stops writing into the refused generation.

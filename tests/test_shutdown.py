@@ -121,7 +121,7 @@ async def produce_acceptances(topic: str, n: int) -> list[str]:
     ids = []
     try:
         from projector.settings import ProjectorSettings  # noqa: PLC0415
-        from schemas.topics import ensure_topics  # noqa: PLC0415
+        from runtime.topics import ensure_topics  # noqa: PLC0415
 
         await ensure_topics(
             ProjectorSettings(kafka_bootstrap_servers=KAFKA, topic=topic, topic_partitions=3)

@@ -191,7 +191,7 @@ def test_out_of_range_times_loose_types_and_control_characters_are_400(
 
 def test_access_log_masks_phone_numbers_but_not_message_ids() -> None:
     """Logged paths never hold a full phone number; other segments stay readable."""
-    from msgstatus.logs import mask_digits  # noqa: PLC0415
+    from runtime.logs import mask_digits  # noqa: PLC0415
 
     assert mask_digits("/api/messagestatus/phonenumber/%2B1234567890?count=1") == (
         "/api/messagestatus/phonenumber/%2B123***90?count=1"
@@ -206,7 +206,7 @@ def test_a_malformed_http_request_is_logged_as_one_line_without_its_content() ->
 
     from aiohttp.http_exceptions import BadStatusLine  # noqa: PLC0415
 
-    from msgstatus.logs import _MalformedRequestFilter  # noqa: PLC0415
+    from runtime.logs import _MalformedRequestFilter  # noqa: PLC0415
 
     try:
         raise BadStatusLine("GET /api/messagestatus/phonenumber/+1234567890\x01 HTTP/1.1")

@@ -18,14 +18,11 @@ import orjson
 from pydantic import ValidationError
 
 from ingest.errors import InvalidBody
-from schemas.events import EventRecord, ProviderInfo, derive_event_id
+from schemas.events import UUID_TEXT, EventRecord, ProviderInfo, derive_event_id
 from schemas.phone import PhoneNumberError, normalize_e164
 from schemas.problems import FieldError
 from schemas.status import Status
 
-MAX_MS = 2**47
-"""Event times are epoch ms below 2**47 (schemas.events.EventRecord)."""
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CHANNEL_PREFIX = re.compile(r"^[a-z_]+:")
 
 
@@ -185,7 +182,7 @@ def invalid(field_name: str, message: str) -> InvalidBody:
 
 def is_uuid(value: str) -> bool:
     """True for a UUID in its 36-character text form (any case)."""
-    return _UUID.fullmatch(value) is not None
+    return UUID_TEXT.fullmatch(value) is not None
 
 
 def uuid_or_none(value: object) -> str | None:
@@ -209,7 +206,7 @@ def text_field(data: Mapping[str, Any], name: str, where: str = "") -> str | Non
 
 
 def require_id(value: str | None, name: str) -> str:
-    """A provider id: present, at most 255 characters, printable (PITFALLS: control chars).
+    """A provider id: present, at most 255 characters, printable (docs/pitfalls.md: starlette#2563).
 
     Raises :class:`InvalidBody` naming ``name`` otherwise.
     """

@@ -19,14 +19,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
-import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
-from ingest.errors import InvalidBody, Unauthenticated, UnsignedRetry
+from ingest.errors import BodyTimeout, InvalidBody, Unauthenticated, UnsignedRetry
 from ingest.http import (
-    BodyTimeout,
     Responder,
+    accepted_response,
     body_timeout,
     invalid_body,
     publish_or_problem,
@@ -42,9 +41,9 @@ from ingest.providers.twilio import TwilioAdapter
 from ingest.providers.vonage import VonageAdapter
 from ingest.providers.vonage_messages import VonageMessagesAdapter
 from ingest.settings import IngestSettings
-from msgstatus.web import problem_response
+from runtime.web import problem_response
 from schemas.events import EventRecord
-from schemas.problems import Problem
+from schemas.problems import UNSIGNED_CALLBACK, Problem
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +59,7 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 def provider_response(records: Sequence[EventRecord]) -> web.Response:
     """200 with ``{"accepted": n, "eventIds": [...]}``: Vonage documents 200/204 as success,
     and 200 is what every provider's retry logic treats as delivered."""
-    body = orjson.dumps({"accepted": len(records), "eventIds": [r.event_id for r in records]})
-    return web.Response(status=200, body=body, content_type="application/json")
+    return accepted_response(records, status=200)
 
 
 def jasmin_ack(_records: Sequence[EventRecord]) -> web.Response:
@@ -166,7 +164,7 @@ def make_handler(
         except BodyTimeout:
             return body_timeout(request)
         except UnsignedRetry as exc:
-            problem = Problem(503, "unsigned-callback", str(exc))
+            problem = Problem.of(UNSIGNED_CALLBACK, str(exc))
             return problem_response(
                 problem, request, **{"Retry-After": str(settings.retry_after_s)}
             )
