@@ -69,6 +69,11 @@ TIMEOUTS: tuple[type[Exception], ...] = (TimeoutError, KafkaTimeoutError, Reques
 whether anything else was acknowledged meanwhile."""
 
 
+def _acknowledged(future: asyncio.Future[object]) -> bool:
+    """True when the broker acknowledged this record (the future holds its metadata)."""
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
 class Publisher:
     """Owns the Kafka producer of the ingest service.
 
@@ -155,15 +160,19 @@ class Publisher:
             PUBLISH_FAILURES.labels("not_connected").inc()
             raise LogUnavailable("the event log is not reachable")
         topic = self._settings.topic
+        futures: list[asyncio.Future[object]] = []
         try:
             async with asyncio.timeout(self._settings.produce_timeout_s):
-                futures = [
-                    await producer.send(topic, record.to_json(), key=record_key(record))
-                    for record in records
-                ]
+                for record in records:
+                    futures.append(
+                        await producer.send(topic, record.to_json(), key=record_key(record))
+                    )
                 await asyncio.gather(*futures)
         except TIMEOUTS:
             PUBLISH_FAILURES.labels("timeout").inc()
+            # A large batch that was partly acknowledged made progress: the producer works.
+            if any(_acknowledged(f) for f in futures):
+                self._last_ack = time.monotonic()
             if self._stalled():
                 self._replace(producer, "timeout")
             raise LogUnavailable("the event log did not acknowledge in time") from None
