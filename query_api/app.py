@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -168,7 +169,7 @@ async def _reader_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.redis_url,
         max_connections=settings.redis_max_connections,
         timeout=5,
-        **redis_client.async_options(),
+        **redis_client.async_options(settings.redis_timeout_s),
     )
     redis = Redis(connection_pool=pool, decode_responses=False)
     reader = Reader(redis, settings.generation_poll_s, settings.generation)
@@ -189,8 +190,9 @@ def create_app(settings: ApiSettings) -> web.Application:
 
     async def readiness() -> dict[str, bool]:
         try:
-            ok = bool(await app[READER].redis.ping())
-        except (RedisError, OSError):
+            async with asyncio.timeout(1.0):
+                ok = bool(await app[READER].redis.ping())
+        except (RedisError, OSError, TimeoutError):
             ok = False
         return {"redis": ok}
 

@@ -21,6 +21,10 @@ class ApiSettings(CommonSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
     api_keys: Annotated[CsvList, BeforeValidator(split_csv)] = []  # noqa: RUF012 - pydantic copies defaults
     redis_max_connections: int = Field(default=64, ge=1)
+    # A read that Redis does not answer within this is an outage (503), not a wait: a hung
+    # Redis (paused, swapping, a network partition) otherwise holds every request for the
+    # operating system's TCP timeout. redis-py retries a timed-out read up to 3 times.
+    redis_timeout_s: float = Field(default=1.0, gt=0)
     generation_poll_s: float = Field(default=1.0, gt=0)
     generation: str = Field(default="", description="serve this generation; empty: follow")
     shutdown_timeout_s: float = Field(default=10.0, gt=0)

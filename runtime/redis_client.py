@@ -18,11 +18,17 @@ HEALTH_CHECK_INTERVAL_S = 5
 """A connection idle this long is PINGed before use, so a dead one is replaced quietly."""
 
 
-def async_options() -> dict[str, Any]:
-    """Keyword arguments for ``redis.asyncio`` clients and pools."""
+def async_options(timeout_s: float | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``redis.asyncio`` clients and pools.
+
+    ``timeout_s``: seconds a command (and a connection attempt) may take before it fails
+    with ``redis.exceptions.TimeoutError``; None waits as long as the OS does.
+    """
     return {
         "retry": AsyncRetry(ExponentialBackoff(cap=0.5, base=0.02), 3),
         "health_check_interval": HEALTH_CHECK_INTERVAL_S,
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
     }
 
 

@@ -100,3 +100,35 @@ async def test_api_readiness_is_503_while_redis_is_down(
         return (await ready())[0] == 200
 
     await stack.wait_for(back, 15, "the api to be ready again")
+
+
+async def test_a_hung_redis_is_a_prompt_503_not_a_wait(stack: Stack, own_redis: LocalRedis) -> None:
+    """With Redis frozen (connections open, no answers), reads and /readyz answer 503 within
+    a few seconds (the read timeout, retried), and reads work again once it resumes."""
+    settings = ApiSettings(
+        **{**stack.common(), "redis_url": own_redis.url}, api_keys=["k"], redis_timeout_s=0.5
+    )
+    base = await stack._serve(create_api(settings))
+    headers = {"X-Api-Key": "k"}
+    read = base + f"/api/messagestatus/{SEED_ID}"
+    async with stack.http.get(read, headers=headers) as resp:
+        assert resp.status == 404  # Redis answers: an unknown message
+    await asyncio.to_thread(own_redis.pause)
+    try:
+        started = asyncio.get_running_loop().time()
+        async with stack.http.get(read, headers=headers) as resp:
+            assert resp.status == 503
+            assert resp.headers["Retry-After"]
+        async with stack.http.get(base + "/readyz") as resp:
+            assert resp.status == 503
+        # 0.5 s per attempt, 4 attempts with short backoff, then /readyz's own 1 s bound: a
+        # hung Redis used to hold each request for the OS's TCP timeout (tens of seconds).
+        assert asyncio.get_running_loop().time() - started < 10
+    finally:
+        await asyncio.to_thread(own_redis.resume)
+
+    async def back() -> bool:
+        async with stack.http.get(read, headers=headers) as resp:
+            return resp.status == 404
+
+    await stack.wait_for(back, 15, "reads to work again")

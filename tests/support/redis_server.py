@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -46,9 +47,21 @@ class LocalRedis:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server on port {self.port} did not start")
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and nothing answers, as with a
+        hung host or a network partition."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT)."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         """Kill the server (its data is gone: no persistence)."""
         if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)  # a paused server is killed all the same
             self._proc.kill()
             self._proc.wait(10)
             self._proc = None
