@@ -15,6 +15,8 @@ it matters. Once the body is parsed the reservation is set to the real count
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import Counter, Gauge
 
 SHED = Counter(
@@ -25,6 +27,16 @@ SHED = Counter(
 IN_FLIGHT = Gauge(
     "msgstatus_events_in_flight", "Events handed to the event log and not yet acknowledged"
 )
+LIMIT = Gauge(
+    "msgstatus_admission_limit", "Events in flight admitted now (adapts to the ack latency)"
+)
+
+FLOOR = 200
+"""The bound never adapts below this many events (a 100-event body must always fit), or
+below the configured bound where that is smaller."""
+CUT = 0.8
+"""A publish slower than the target shrinks the bound by this factor (at most once per
+target period, so one burst of slow answers counts once)."""
 
 
 MIN_EVENT_BYTES = 256
@@ -43,16 +55,26 @@ def estimate_events(content_length: int | None, max_batch_events: int) -> int:
 
 
 class Admission:
-    """Counts the events being published and refuses new ones past ``limit``.
+    """Counts the events being published and refuses new ones past the bound.
 
-    ``limit`` is in events. One request larger than ``limit`` is still admitted when nothing
+    The bound adapts to the acknowledgement latency (additive increase, multiplicative
+    decrease, like TCP's congestion window): a publish acknowledged later than ``target_s``
+    (a quarter of ``produce_timeout_s``) shrinks it by :data:`CUT`, a timely one lets it grow
+    back by 1% towards ``limit`` (``MSGSTATUS_MAX_EVENTS_IN_FLIGHT``). So the accepted work
+    keeps finishing well inside the deadline on a machine slower or busier than the default
+    was sized for, and the whole bound is used where the broker keeps up. In events; never
+    below :data:`FLOOR`. One request larger than the bound is still admitted when nothing
     else is in flight, so a batch the body limits allow is never refused for ever.
     Single-threaded (one event loop): check-and-add has no await between, so it is atomic.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, target_s: float) -> None:
+        self.max_limit = limit
         self.limit = limit
+        self.target_s = target_s
         self.in_flight = 0
+        self._last_cut = 0.0
+        LIMIT.set(limit)
 
     def enter(self, events: int) -> bool:
         """Reserve ``events``; False (nothing reserved) when that would pass the bound."""
@@ -72,3 +94,17 @@ class Admission:
         """Release what :meth:`enter` reserved, whatever the publish's outcome."""
         self.in_flight -= events
         IN_FLIGHT.set(self.in_flight)
+
+    def observe(self, latency_s: float, now: float | None = None) -> None:
+        """Adapt the bound to one publish's acknowledgement latency (seconds; a timeout
+        counts as its deadline)."""
+        now = time.monotonic() if now is None else now
+        if latency_s > self.target_s:
+            if now - self._last_cut >= self.target_s:
+                self.limit = max(min(FLOOR, self.max_limit), int(self.limit * CUT))
+                self._last_cut = now
+        elif self.limit < self.max_limit:
+            self.limit = min(self.max_limit, self.limit + max(1, self.limit // 100))
+        else:
+            return
+        LIMIT.set(self.limit)

@@ -99,7 +99,7 @@ def create_app(settings: IngestSettings) -> web.Application:
     """
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app[ADMISSION] = Admission(settings.max_events_in_flight)
+    app[ADMISSION] = Admission(settings.max_events_in_flight, settings.produce_timeout_s / 4)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     app[VERIFIER] = StandardWebhookVerifier(secret) if secret else None
     app[PROVIDER_IDS] = ProviderIds.from_settings(settings)

@@ -7,6 +7,7 @@ use them while ``ingest.app`` registers those routes, without an import cycle.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
@@ -78,18 +79,24 @@ async def publish_or_problem(
     """
     source = source_of(request)
     RECEIVED.labels(source).inc(len(records))
+    admission = request.app[ADMISSION]
     reserved = request.get(RESERVED)
     if reserved is not None:
-        request.app[ADMISSION].resize(reserved, len(records))
+        admission.resize(reserved, len(records))
         request[RESERVED] = len(records)
+    started = time.monotonic()
     try:
         await request.app[PUBLISHER].publish(records)
     except LogUnavailable as exc:
+        took = time.monotonic() - started
+        if took > admission.target_s:  # a late failure is a late answer; a fast one says nothing
+            admission.observe(took)
         WEBHOOKS.labels(source, "unavailable").inc()
         retry = str(request.app[SETTINGS].retry_after_s)
         return problem_response(
             Problem.of(LOG_UNAVAILABLE, str(exc)), request, **{"Retry-After": retry}
         )
+    admission.observe(time.monotonic() - started)
     WEBHOOKS.labels(source, "accepted").inc()
     return respond(records)
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import REGISTRY
 
-from ingest.admission import MIN_EVENT_BYTES, Admission, estimate_events
+from ingest.admission import FLOOR, MIN_EVENT_BYTES, Admission, estimate_events
 from ingest.http import ADMISSION
 from schemas import problems
 from tests.factories import acceptance
@@ -102,7 +102,7 @@ async def test_health_and_metrics_answer_while_webhooks_are_shed(bounded: Stack)
 
 def test_admission_admits_one_oversized_batch_when_idle() -> None:
     """A batch larger than the bound is admitted alone, so it can never be refused for ever."""
-    admission = Admission(10)
+    admission = Admission(10, 1.0)
     assert admission.enter(25)
     assert not admission.enter(1)
     admission.leave(25)
@@ -120,3 +120,19 @@ def test_reservations_are_estimated_from_the_body_size_within_the_batch_cap() ->
     assert estimate_events(100, 10_000) == 1
     assert estimate_events(33_000, 10_000) == 33_000 // MIN_EVENT_BYTES
     assert estimate_events(8 * 1024 * 1024, 10_000) == 10_000
+
+
+def test_the_bound_shrinks_when_acknowledgements_are_late_and_grows_back() -> None:
+    """A publish slower than the target cuts the bound (once per target period, never below
+    the floor); timely ones let it grow back to the configured bound, not beyond."""
+    admission = Admission(5_000, 1.0)
+    admission.observe(2.0, now=100.0)
+    assert admission.limit == 4_000
+    admission.observe(2.0, now=100.5)  # the same burst of slow answers counts once
+    assert admission.limit == 4_000
+    for step in range(20):
+        admission.observe(3.0, now=102.0 + step * 1.5)
+    assert admission.limit == FLOOR
+    for _ in range(2_000):
+        admission.observe(0.01)
+    assert admission.limit == 5_000
