@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 import pytest
 from hypothesis import given
@@ -11,6 +13,7 @@ from ingest.canonical import parse_body
 from ingest.errors import InvalidBody
 from ingest.segments import segment_count
 from query_api import params
+from runtime.logs import RepeatFilter
 from schemas import keys
 from schemas.phone import PhoneNumberError, mask_phone, normalize_e164
 from schemas.timefmt import TimestampError, format_seconds, parse_iso_ms
@@ -220,3 +223,23 @@ def test_a_malformed_http_request_is_logged_as_one_line_without_its_content() ->
     assert record.levelno == logging.WARNING
     assert "1234567890" not in record.getMessage()
     assert record.exc_info is None
+
+
+def test_repeated_log_lines_are_held_back_and_counted() -> None:
+    """The same message passes once per period; the next one says how many were held back."""
+    now = [100.0]
+    repeats = RepeatFilter(10.0, clock=lambda: now[0])
+
+    def record(node: int) -> logging.LogRecord:
+        return logging.LogRecord(
+            "aiokafka.conn", logging.ERROR, __file__, 1, "Unable connect to node %s", (node,), None
+        )
+
+    passed = [repeats.filter(record(n)) for n in range(5)]
+    assert passed == [True, False, False, False, False]
+    other = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "another", (), None)
+    assert repeats.filter(other)
+    now[0] += 10.0
+    again = record(9)
+    assert repeats.filter(again)
+    assert again.getMessage() == "Unable connect to node 9 (and 4 more like it in the last 10 s)"
