@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from projector.changes import ChangePublisher
 from projector.deadletter import invalid_letter, refusal_letter
 from projector.errors import WriteConflict
 from projector.store import ApplyReport, ProjectionStore
@@ -110,13 +111,16 @@ async def process(
     dead_letters: AIOKafkaProducer | None,
     dead_letter_topic: str,
     retry_max_s: float = 5.0,
+    *,
+    changes: ChangePublisher | None = None,
 ) -> ApplyReport:
     """Apply a batch to every target generation until applied; dead-letter what never applies;
     then record each generation's position in the log (projector.store.record_positions).
 
     The first store is the served generation: its report is returned and its refusals are
     dead-lettered (acknowledged by Kafka before this returns). With ``dead_letters=None``
-    (replay: the live run dead-lettered them already) nothing is published.
+    (replay: the live run dead-lettered them already) nothing is published. ``changes``
+    publishes the served generation's status changes before the positions are recorded.
     """
     events, invalid = decode(records)
     report = await apply_until_done(stores[0], events, retry_max_s)
@@ -125,6 +129,8 @@ async def process(
     APPLIED.inc(report.applied)
     if dead_letters is not None:
         await _dead_letter(report, invalid, dead_letters, dead_letter_topic)
+    if changes is not None:
+        await changes.publish(report.changes)
     positions: dict[tuple[str, int], int] = {}
     for r in records:
         key = (r.topic, r.partition)

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 
 from projector import generations
 from projector.batch import process, until_done
+from projector.changes import ChangePublisher
 from projector.positions import ResumeFromProjection
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
@@ -114,12 +115,14 @@ class Projector:
             bootstrap_servers=s.kafka_bootstrap_servers, acks="all", enable_idempotence=True
         )
         await dead_letters.start()
+        changes = await ChangePublisher.open(s)
         await consumer.start()
         resume = ResumeFromProjection(consumer, redis, s.generation, s.redis_retry_max_s)
         consumer.subscribe([s.topic], listener=resume)
         try:
-            await self._loop(consumer, redis, writer, dead_letters, resume)
+            await self._loop(consumer, redis, writer, dead_letters, resume, changes=changes)
         finally:
+            await changes.close(s.shutdown_timeout_s)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(s.shutdown_timeout_s):
                     await consumer.stop()
@@ -136,6 +139,8 @@ class Projector:
         writer: SyncRedis,
         dead_letters: AIOKafkaProducer,
         resume: ResumeFromProjection,
+        *,
+        changes: ChangePublisher,
     ) -> None:
         s = self.settings
         stores: dict[str, ProjectionStore] = {}
@@ -168,6 +173,7 @@ class Projector:
                 dead_letters,
                 s.dead_letter_topic,
                 s.redis_retry_max_s,
+                changes=changes,
             )
             offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
             # The commit runs while the next batch is fetched and applied (one in flight):
