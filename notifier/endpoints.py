@@ -65,6 +65,13 @@ class SubscriptionsFile(BaseModel):
     origins: dict[str, OriginSecrets] = Field(default_factory=dict)
 
 
+def _checked(secret: str, where: str) -> None:
+    try:
+        check_secret(secret)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """One place to POST to: ``id`` is the body's ``webhookConfigurationId`` and the key of
@@ -102,7 +109,7 @@ class Directory:
         self.default_secrets = tuple(default_secrets)
         self.origins = {origin(k): tuple(v.secrets) for k, v in config.origins.items()}
         for secret in (*self.default_secrets, *(s for v in self.origins.values() for s in v)):
-            check_secret(secret)
+            _checked(secret, "signing secrets")
         self.subscriptions: list[tuple[str | None, Endpoint]] = []
         for sub in config.subscriptions:
             try:
@@ -112,7 +119,7 @@ class Directory:
                 raise ConfigError(f"subscription {sub.id}: {exc}") from None
             secrets = tuple(sub.secrets) or self.secrets_for(sub.url)
             for secret in secrets:
-                check_secret(secret)
+                _checked(secret, f"subscription {sub.id}")
             endpoint = Endpoint(sub.id, sub.url, tuple(sorted(sub.headers.items())), secrets)
             self.subscriptions.append((sub.service, endpoint))
 
