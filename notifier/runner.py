@@ -15,7 +15,7 @@ import signal
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from notifier.endpoints import Directory
@@ -32,14 +32,14 @@ log = logging.getLogger(__name__)
 RETRY_MAX_S = 5.0
 
 
-async def until_taken(intake: Intake, values: list[bytes | None]) -> None:
-    """Take a batch in, retrying on Redis errors forever (a batch is never skipped)."""
+async def until_taken(intake: Intake, values: list[bytes | None]) -> int:
+    """Take a batch in, retrying on Redis errors forever (a batch is never skipped); returns
+    how many deliveries were queued."""
     changes = decode(values)
     delay = 0.05
     while True:
         try:
-            await intake.take(changes)
-            return
+            return await intake.take(changes)
         except (RedisError, OSError) as exc:
             log.warning("taking changes in failed, retrying: %s", type(exc).__name__)
             await asyncio.sleep(delay)
@@ -65,7 +65,12 @@ class Notifier:
         """Run the intake and the dispatcher until stopped."""
         s = self.settings
         topic = await ensure_changes_topic(s)
-        redis = Redis.from_url(s.redis_url, decode_responses=False, **redis_client.async_options())
+        # Blocking: a burst of settles waits for a connection instead of failing (the default
+        # pool raises MaxConnectionsError at 100).
+        pool = BlockingConnectionPool.from_url(
+            s.redis_url, max_connections=64, timeout=10, **redis_client.async_options()
+        )
+        redis = Redis(connection_pool=pool, decode_responses=False)
         state = State(redis, s.namespace, s.retention_ms)
         sender = Sender(s.allow_hosts, s.request_timeout_s, s.max_connections)
         await sender.start()
@@ -76,12 +81,13 @@ class Notifier:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=s.batch_max_records,
+            fetch_max_wait_ms=100,  # a change waits at most this long in an idle fetch
         )
         await consumer.start()
         dispatcher = Dispatcher(s, state, self.directory, sender)
         deliver = asyncio.create_task(dispatcher.run(self._stop))
         try:
-            await self._intake(consumer, Intake(state, self.directory))
+            await self._intake(consumer, Intake(state, self.directory), dispatcher.kick)
         finally:
             self._stop.set()
             with contextlib.suppress(Exception):
@@ -93,8 +99,11 @@ class Notifier:
                     await consumer.stop()
             await sender.close()
             await redis.aclose()
+            await pool.disconnect()
 
-    async def _intake(self, consumer: AIOKafkaConsumer, intake: Intake) -> None:
+    async def _intake(
+        self, consumer: AIOKafkaConsumer, intake: Intake, kick: asyncio.Event
+    ) -> None:
         s = self.settings
         while not self._stop.is_set():
             batch = await consumer.getmany(
@@ -103,7 +112,8 @@ class Notifier:
             records = [r for rs in batch.values() for r in rs]
             if not records:
                 continue
-            await until_taken(intake, [r.value for r in records])
+            if await until_taken(intake, [r.value for r in records]):
+                kick.set()
             offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
             try:
                 await consumer.commit(offsets)

@@ -49,9 +49,9 @@ else
   if mine then
     redis.call('HDEL', KEYS[1], ARGV[1])
     redis.call('ZREM', KEYS[2], ARGV[6])
+    redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+    redis.call('PEXPIRE', KEYS[3], ARGV[8])
   end
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-  redis.call('PEXPIRE', KEYS[3], ARGV[8])
 end
 redis.call('LPUSH', KEYS[4], ARGV[7])
 redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[9]) - 1)

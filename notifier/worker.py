@@ -8,7 +8,6 @@ again on the schedule, honouring ``Retry-After``, and dead-lettered after the la
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Coroutine
@@ -50,6 +49,8 @@ class Dispatcher:
             settings.breaker_open_s,
         )
         self.tasks: set[asyncio.Task[None]] = set()
+        self.kick = asyncio.Event()
+        """Set by the intake when it queued deliveries: claim now instead of after the pause."""
         self._disabled: set[str] = set()
         self._disabled_at = 0.0
 
@@ -63,13 +64,20 @@ class Dispatcher:
                 log.warning("claiming deliveries failed, retrying: %s", type(exc).__name__)
                 claimed = []
             if not claimed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.s.idle_poll_s)
+                await self._pause(stop)
                 continue
             for c in claimed:
                 self._dispatch(c)
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=self.s.shutdown_timeout_s)
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Wait ``idle_poll_s``, or less when stopped or kicked by the intake."""
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.kick.wait())]
+        await asyncio.wait(waiters, timeout=self.s.idle_poll_s, return_when="FIRST_COMPLETED")
+        for waiter in waiters:
+            waiter.cancel()
+        self.kick.clear()
 
     async def _claim(self, room: int) -> list[Claimed]:
         now = now_ms()
