@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import zlib
 from collections.abc import Mapping, Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -34,9 +35,11 @@ def detect(
     """Change records of the messages whose current status this batch may have set.
 
     A message counts when the batch holds the event that now holds its status, or its
-    acceptance (the message became visible). That is every real change, and it is decided
-    from the batch itself, not from whether the compare-and-set wrote: a batch applied again
-    after a crash emits its changes again (the notifier drops the repeats by sequence).
+    acceptance (the message became visible); a message still at PROVIDER_ACCEPTANCE only
+    when its acceptance names a webhook (the notifier must learn it; nothing is pushed).
+    That is every real change, and it is decided from the batch itself, not from whether the
+    compare-and-set wrote: a batch applied again after a crash emits its changes again (the
+    notifier drops the repeats by sequence).
     ``states`` are the states after the fold (only messages that are kept: not expired).
     """
     emitted = now_ms()
@@ -52,14 +55,18 @@ def detect(
         holder = max(visible, key=fold.holder_key) if visible else None
         if not accepted_here and (holder is None or holder.event_key not in keys):
             continue
+        webhook = _webhook(events, state) if accepted_here else None
+        if view.status is Status.PROVIDER_ACCEPTANCE and webhook is None:
+            continue  # never pushed; only a webhook to remember makes it worth a record
+        # Built from values the fold and the event model validated already.
         out.append(
-            ChangeRecord(
-                messageId=message_id,
+            ChangeRecord.model_construct(
+                message_id=message_id,
                 sequence=sequence_of(view.status, view.changed_ms),
                 status=view.status,
                 message=message_object(view),
-                webhook=_webhook(events, state),
-                emittedAt=emitted,
+                webhook=webhook,
+                emitted_ms=emitted,
             )
         )
     return out
@@ -84,9 +91,10 @@ class ChangePublisher:
     ``aiokafka.errors.KafkaError`` (the batch is then not recorded, and applied again).
     """
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, producer: AIOKafkaProducer, topic: str, partitions: int) -> None:
         self.producer = producer
         self.topic = topic
+        self.partitions = partitions
 
     @classmethod
     async def open(cls, settings: CommonSettings) -> ChangePublisher:
@@ -99,16 +107,22 @@ class ChangePublisher:
             linger_ms=2,
         )
         await producer.start()
-        return cls(producer, topic)
+        partitions = len(await producer.partitions_for(topic))
+        return cls(producer, topic, partitions)
 
     async def publish(self, changes: Sequence[ChangeRecord]) -> None:
         """Send the records, keyed by message id, and wait for Kafka's acknowledgement."""
         if not changes:
             return
-        futures = [
-            await self.producer.send(self.topic, c.to_json(), key=c.message_id.encode())
-            for c in changes
-        ]
+        futures = []
+        for c in changes:
+            key = c.message_id.encode()
+            # The partition is chosen here (CRC-32, in C) rather than by the client's pure-
+            # Python murmur2: only "one message, one partition" matters, and that holds.
+            partition = zlib.crc32(key) % self.partitions
+            futures.append(
+                await self.producer.send(self.topic, c.to_json(), key=key, partition=partition)
+            )
         await asyncio.gather(*futures)
         PUBLISHED.inc(len(changes))
 
