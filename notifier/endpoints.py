@@ -107,6 +107,10 @@ class Directory:
         allow_hosts: Collection[str],
     ) -> None:
         self.default_secrets = tuple(default_secrets)
+        if not self.default_secrets:
+            raise ConfigError(
+                "MSGSTATUS_SIGNING_SECRETS: at least one Standard Webhooks secret (whsec_...)"
+            )
         self.origins = {origin(k): tuple(v.secrets) for k, v in config.origins.items()}
         for secret in (*self.default_secrets, *(s for v in self.origins.values() for s in v)):
             _checked(secret, "signing secrets")

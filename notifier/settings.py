@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field, field_validator
+from pydantic_settings import NoDecode
 
 from schemas.deliveries import DEFAULT_NAMESPACE
 from schemas.settings import CommonSettings, CsvList, split_csv
@@ -31,7 +32,7 @@ class NotifierSettings(CommonSettings):
     subscriptions_file: str = ""
     signing_secrets: Annotated[CsvList, BeforeValidator(split_csv)] = []  # noqa: RUF012 - pydantic copies defaults
     allow_hosts: Annotated[CsvList, BeforeValidator(split_csv)] = []  # noqa: RUF012 - pydantic copies defaults
-    retry_schedule_s: Annotated[list[float], BeforeValidator(split_csv)] = Field(
+    retry_schedule_s: Annotated[list[float], NoDecode, BeforeValidator(split_csv)] = Field(
         default_factory=lambda: [float(x) for x in DEFAULT_SCHEDULE.split(",")]
     )
     retry_jitter: float = Field(default=0.2, ge=0, le=1)
