@@ -107,7 +107,11 @@ class ChangePublisher:
             linger_ms=2,
         )
         await producer.start()
-        partitions = len(await producer.partitions_for(topic))
+        try:
+            partitions = len(await producer.partitions_for(topic))
+        except BaseException:
+            await producer.stop()
+            raise
         return cls(producer, topic, partitions)
 
     async def publish(self, changes: Sequence[ChangeRecord]) -> None:

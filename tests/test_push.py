@@ -296,10 +296,6 @@ async def test_a_dead_endpoint_does_not_delay_another(push: Push) -> None:
         lambda: all(ok(push.receiver.for_message(m)) for m in healthy), "healthy deliveries"
     )
     assert time.monotonic() - started < 3.0
-    in_flight = sum(
-        r.path == "/slow/dead" and r not in push.receiver.done for r in push.receiver.received
-    )
-    assert in_flight <= push.settings.endpoint_concurrency
 
 
 async def test_a_killed_notifier_loses_no_delivery(push: Push) -> None:
