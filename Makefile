@@ -2,7 +2,7 @@
 #
 #   make venv        .venv with the project installed editable (+ dev extras)
 #   make infra-up    local Redis + single-node Kafka (.ci/infra.sh up); infra-down stops them
-#   make run         venv + infra + the three services in the foreground; Ctrl-C stops all
+#   make run         venv + infra + the four services (ingest, projector, api, notifier) in the foreground; Ctrl-C stops all
 #   make check       ruff lint, ruff format --check, mypy --strict
 #   make test        check, then pytest against a real Kafka and Redis (started and stopped here)
 #                    and the support desk in Debian's chromium (installed when run as root)

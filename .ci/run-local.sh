@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What `make run` executes once the local Kafka and Redis are up: runs `msgstatus ingest`,
-# `msgstatus projector` and `msgstatus api` in the background until Ctrl-C (or SIGTERM).
+# `msgstatus projector`, `msgstatus api` and `msgstatus notifier` in the background until Ctrl-C (or SIGTERM).
 # On exit -- a signal, or one service ending by itself -- it stops the others (SIGTERM,
 # then SIGKILL after $MSGSTATUS_STOP_GRACE s) and runs `.ci/infra.sh down`, which stops
 # the Kafka and Redis that the matching `infra.sh up` started (same MSGSTATUS_INFRA_STATE).
@@ -8,6 +8,7 @@
 # Reads MSGSTATUS_* from the environment. Generates, when unset:
 #   MSGSTATUS_API_KEYS        dev-<32 hex>
 #   MSGSTATUS_WEBHOOK_SECRET  whsec_<base64 of 24 random bytes>
+#   MSGSTATUS_SIGNING_SECRETS whsec_<base64 of 24 random bytes> (the notifier signs pushes with it)
 # Only values generated here are printed; values the user set are shown as $MSGSTATUS_...
 # placeholders, so a banner pasted into a ticket or a CI log never carries a real secret.
 # MSGSTATUS_KEEP_INFRA=1 skips `infra.sh down` on exit.
@@ -18,7 +19,7 @@ cd "$ROOT"
 VENV=${VENV:-$ROOT/.venv}
 MSGSTATUS=$VENV/bin/msgstatus
 GRACE=${MSGSTATUS_STOP_GRACE:-15}
-SERVICES=(ingest projector api)
+SERVICES=(ingest projector api notifier)
 
 export MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS=${MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}
 export MSGSTATUS_REDIS_URL=${MSGSTATUS_REDIS_URL:-redis://127.0.0.1:${REDIS_PORT:-6379}/0}
@@ -94,6 +95,13 @@ if [[ -z ${MSGSTATUS_WEBHOOK_SECRET:-} ]]; then
   export MSGSTATUS_WEBHOOK_SECRET
   SHOWN_SECRET=$MSGSTATUS_WEBHOOK_SECRET
 fi
+SHOWN_SIGNING='$MSGSTATUS_SIGNING_SECRETS'
+if [[ -z ${MSGSTATUS_SIGNING_SECRETS:-} ]]; then
+  MSGSTATUS_SIGNING_SECRETS=whsec_$("$VENV/bin/python" -c \
+    'import base64, secrets; print(base64.b64encode(secrets.token_bytes(24)).decode())')
+  export MSGSTATUS_SIGNING_SECRETS
+  SHOWN_SIGNING=$MSGSTATUS_SIGNING_SECRETS
+fi
 MSG_ID=011d9d6e-b5b9-4cb9-be13-2bc336a923ce
 
 cat >&2 <<EOF
@@ -102,6 +110,7 @@ cat >&2 <<EOF
  msgstatus (local)   Kafka $MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS   Redis $MSGSTATUS_REDIS_URL
    MSGSTATUS_API_KEYS=$SHOWN_KEYS
    MSGSTATUS_WEBHOOK_SECRET=$SHOWN_SECRET
+   MSGSTATUS_SIGNING_SECRETS=$SHOWN_SIGNING   (push signatures, docs/push.md)
    ingest $INGEST_URL   api $API_URL   (Ctrl-C stops everything)
 
  In another terminal, post the seed example (signed per Standard Webhooks) and read it back:

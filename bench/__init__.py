@@ -16,5 +16,6 @@ BENCHMARKS = (
     "projector",
     "freshness",
     "memory",
+    "push",
 )
 """Every benchmark module, in the order a full run executes them."""

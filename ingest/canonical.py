@@ -28,6 +28,7 @@ from schemas.phone import PhoneNumberError, normalize_e164
 from schemas.problems import FieldError
 from schemas.status import Channel, Status
 from schemas.timefmt import TimestampError, parse_iso_ms
+from schemas.webhook_config import WebhookConfig
 
 MAX_TEXT = 10_000
 
@@ -51,6 +52,7 @@ class CanonicalEvent(BaseModel):
     sms: SmsInfo | None = None
     text: Annotated[str, Field(max_length=MAX_TEXT)] | None = None
     provider: ProviderInfo
+    webhook: WebhookConfig | None = None  # acceptance only: push endpoint (docs/push.md)
 
     @field_validator("occurredAt", mode="before")
     @classmethod
@@ -102,6 +104,8 @@ def _required(event: CanonicalEvent) -> list[tuple[str, str]]:
         missing.append(
             ("messageId", "required unless provider.name and provider.id name the message")
         )
+    if event.webhook is not None and event.status is not Status.PROVIDER_ACCEPTANCE:
+        missing.append(("webhook", "only a PROVIDER_ACCEPTANCE event names a webhook"))
     if event.status is Status.READ and event.channel is Channel.SMS:
         missing.append(("status", "READ is for RCS messages only"))
     for name, value in (
@@ -144,6 +148,7 @@ def to_record(event: CanonicalEvent, received_ms: int, source: str = "canonical"
         sms=sms,
         provider=event.provider,
         source=source,
+        webhook=event.webhook,
     )
 
 

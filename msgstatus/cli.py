@@ -23,6 +23,8 @@ commands:
   replay      rebuild the projection from the log: --since ISO-8601, --in-place
   dlq list    show dead-lettered events with their reasons (--limit N)
   dlq replay  send dead-lettered events through the fold again (--from-beginning)
+  notifier    push status changes to senders as signed webhooks (docs/push.md)
+  notifier recover --since ISO-8601   take the change log in again from a time
 
 Every setting is an environment variable MSGSTATUS_<NAME> or a flag --<name>;
 'msgstatus <command> --help' lists them.
@@ -107,12 +109,50 @@ def _dlq(argv: Sequence[str]) -> None:
         sys.stdout.write(f"sent {sent} dead-lettered events through the fold again\n")
 
 
+def _notifier(argv: Sequence[str]) -> None:
+    from notifier.endpoints import ConfigError  # noqa: PLC0415
+
+    if argv and argv[0] == "recover":
+        _recover(argv[1:])
+        return
+    from notifier.runner import main as run_notifier  # noqa: PLC0415
+    from notifier.settings import NotifierSettings  # noqa: PLC0415
+
+    settings = NotifierSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus notifier")  # type: ignore[call-arg]
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        run_notifier(settings)
+    except ConfigError as exc:
+        sys.stderr.write(f"msgstatus notifier: {exc}\n")
+        raise SystemExit(2) from None
+
+
+def _recover(argv: Sequence[str]) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from notifier.recover import recover  # noqa: PLC0415
+    from notifier.settings import RecoverSettings  # noqa: PLC0415
+    from schemas.timefmt import TimestampError, parse_iso_ms  # noqa: PLC0415
+
+    prog = "msgstatus notifier recover"
+    settings = RecoverSettings(_cli_parse_args=list(argv), _cli_prog_name=prog)  # type: ignore[call-arg]
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        since = parse_iso_ms(settings.since)
+    except TimestampError as exc:
+        sys.stderr.write(f"{prog}: --since needs an ISO 8601 time: {exc}\n")
+        raise SystemExit(2) from None
+    queued = asyncio.run(recover(settings, since))
+    sys.stdout.write(f"queued {queued} deliveries from the change log since {settings.since}\n")
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "ingest": _ingest,
     "projector": _projector,
     "api": _api,
     "replay": _replay,
     "dlq": _dlq,
+    "notifier": _notifier,
 }
 
 

@@ -15,6 +15,7 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Gauge
 from pydantic import TypeAdapter, ValidationError
 
+from projector.changes import ChangePublisher
 from projector.deadletter import invalid_letter, refusal_letter
 from projector.errors import is_transient
 from projector.letters import DeadLetterLedger
@@ -108,6 +109,7 @@ async def process(
     retry_max_s: float = 5.0,
     *,
     ledger: DeadLetterLedger | None = None,
+    changes: ChangePublisher | None = None,
 ) -> ApplyReport:
     """Apply a batch to every target generation until applied; dead-letter what never applies;
     then record each generation's position in the log (projector.store.record_positions).
@@ -116,7 +118,8 @@ async def process(
     dead-lettered (acknowledged by Kafka before this returns). With ``dead_letters=None``
     (replay: the live run dead-lettered them already) nothing is published. With a
     ``ledger``, a letter already in the dead-letter topic is not published again (a rebuild
-    folds the same records again: projector.letters).
+    folds the same records again: projector.letters). ``changes`` publishes the served
+    generation's status changes before the positions are recorded.
     """
     events, invalid = decode(records)
     report = await apply_until_done(stores[0], events, retry_max_s)
@@ -131,6 +134,8 @@ async def process(
             dead_letter_topic,
             ledger if ledger is not None else DeadLetterLedger(),
         )
+    if changes is not None:
+        await changes.publish(report.changes)
     positions: dict[tuple[str, int], int] = {}
     for r in records:
         key = (r.topic, r.partition)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from projector import generations
 from projector.batch import process
+from projector.changes import ChangePublisher
 from projector.errors import ReplayRefused
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
@@ -155,6 +156,8 @@ class Replay:
             consumer.seek(tp, offset)
         progress = _Progress(sum(ends[tp] - starts[tp] for tp in todo))
         applied, last_announce = 0, time.monotonic()
+        # The notifier drops changes it already handled (same sequence), and sends the rest.
+        changes = await ChangePublisher.open(self.s)
         try:
             while todo:
                 batch = await consumer.getmany(
@@ -167,7 +170,7 @@ class Replay:
                     if rs and rs[-1].offset + 1 >= ends[tp]:
                         todo.discard(tp)
                 if records:
-                    await process(records, [store], None, self.s.dead_letter_topic)
+                    await process(records, [store], None, self.s.dead_letter_topic, changes=changes)
                     applied += len(records)
                     progress.advance(len(records))
                 if not self.in_place and time.monotonic() - last_announce > self.announce_ttl_s / 4:
@@ -175,6 +178,7 @@ class Replay:
                     last_announce = time.monotonic()
         finally:
             progress.close()
+            await changes.close()
         return applied
 
     async def _switch(self, redis: Redis, old: str, target: str) -> None:

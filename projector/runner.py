@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from projector import generations
 from projector.batch import process, until_done
+from projector.changes import ChangePublisher
 from projector.letters import DeadLetterLedger
 from projector.positions import ResumeFromProjection
 from projector.settings import ProjectorSettings
@@ -116,12 +117,16 @@ class Projector:
         )
         await dead_letters.start()
         ledger = await DeadLetterLedger.load(s.kafka_bootstrap_servers, s.dead_letter_topic)
+        changes = await ChangePublisher.open(s)
         await consumer.start()
         resume = ResumeFromProjection(consumer, redis, s.generation, s.redis_retry_max_s)
         consumer.subscribe([s.topic], listener=resume)
         try:
-            await self._loop(consumer, redis, writer, dead_letters, resume, ledger=ledger)
+            await self._loop(
+                consumer, redis, writer, dead_letters, resume, ledger=ledger, changes=changes
+            )
         finally:
+            await changes.close(s.shutdown_timeout_s)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(s.shutdown_timeout_s):
                     await consumer.stop()
@@ -140,6 +145,7 @@ class Projector:
         resume: ResumeFromProjection,
         *,
         ledger: DeadLetterLedger,
+        changes: ChangePublisher,
     ) -> None:
         s = self.settings
         stores: dict[str, ProjectionStore] = {}
@@ -173,6 +179,7 @@ class Projector:
                 s.dead_letter_topic,
                 s.redis_retry_max_s,
                 ledger=ledger,
+                changes=changes,
             )
             offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
             # The commit runs while the next batch is fetched and applied (one in flight):

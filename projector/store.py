@@ -25,11 +25,12 @@ from typing import Any, cast
 
 from redis import Redis
 
-from projector import fold, provider_routing, scripts
+from projector import changes, fold, provider_routing, scripts
 from projector.commands import Commands, ScriptedPipelines
 from projector.errors import CorruptState, WriteConflict
 from runtime import redis_client
 from schemas import keys
+from schemas.changes import ChangeRecord
 from schemas.documents import render_message
 from schemas.events import EventRecord
 from schemas.status import Status
@@ -66,6 +67,8 @@ class ApplyReport:
     refusals: list[Refusal] = field(default_factory=list)
     new_partitions: list[int] = field(default_factory=list)
     """Partitions the served generation had no recorded position for before this batch."""
+    changes: list[ChangeRecord] = field(default_factory=list)
+    """Messages whose current status this batch may have set (projector.changes.detect)."""
 
 
 def _index_parts(acc: Acceptance) -> list[tuple[str, str]]:
@@ -217,6 +220,8 @@ class ProjectionStore:
             return
         before, after = self._fold_and_write(groups, now, report)
         report.applied += sum(len(v) for v in groups.values())
+        kept = {m: s for m, s in after.items() if expiry_ms(s, self.retention_ms) > now}
+        report.changes += changes.detect(groups, kept)
         self._index_and_register(groups, before, after, now, report)
 
     def _read_states(self, ids: list[str]) -> list[bytes | None]:

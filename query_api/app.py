@@ -16,6 +16,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from query_api import params
+from query_api.deliveries import add_delivery_routes
 from query_api.desk import add_desk_routes
 from query_api.openapi import openapi_document
 from query_api.reader import Reader
@@ -205,4 +206,5 @@ def create_app(settings: ApiSettings) -> web.Application:
     app.router.add_get(PREFIX + "/{messageid:[^/]+}", get_message)
     app.router.add_get("/openapi.json", get_openapi)
     add_desk_routes(app)
+    add_delivery_routes(app, _authorized, lambda a: a[READER].redis, settings)
     return app

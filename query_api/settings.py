@@ -28,3 +28,4 @@ class ApiSettings(CommonSettings):
     generation_poll_s: float = Field(default=1.0, gt=0)
     generation: str = Field(default="", description="serve this generation; empty: follow")
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    namespace: str = Field(default="notify", description="the notifier's Redis namespace")

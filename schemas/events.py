@@ -25,6 +25,7 @@ from pydantic import (
 from schemas.phone import E164
 from schemas.status import Channel, Status
 from schemas.timefmt import MAX_MS
+from schemas.webhook_config import WebhookConfig
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -93,9 +94,10 @@ class EventRecord(_Model):
     Shape (JSON, camelCase): ``schemaVersion`` (int), ``eventId`` (UUID), ``messageId`` (UUID
     or null), ``status``, ``occurredAt`` (epoch ms, UTC), ``receivedAt`` (epoch ms, UTC),
     ``channel``, ``phoneNumber`` (E.164), ``reference``, ``sms``, ``provider``, ``source``
-    (the ingest adapter that produced it). Acceptance events carry the message's identity
-    (channel, phone number, reference, segments, provider name and id); later events name
-    the message by ``messageId`` or by ``provider.name`` + ``provider.id``.
+    (the ingest adapter that produced it), ``webhook`` (optional, acceptance only: where to
+    push status changes, ``schemas.webhook_config``). Acceptance events carry the message's
+    identity (channel, phone number, reference, segments, provider name and id); later events
+    name the message by ``messageId`` or by ``provider.name`` + ``provider.id``.
 
     Raises ``pydantic.ValidationError`` on construction when the rules of docs/design.md §4 fail.
     """
@@ -112,6 +114,8 @@ class EventRecord(_Model):
     sms: SmsInfo | None = None
     provider: ProviderInfo = ProviderInfo()
     source: str = "canonical"
+    webhook: WebhookConfig | None = None
+    """Acceptance only: where the sender wants status changes pushed (docs/push.md)."""
 
     @model_validator(mode="after")
     def _addressable(self) -> EventRecord:

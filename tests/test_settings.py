@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings
 
 from ingest.settings import IngestSettings
 from msgstatus import cli
+from notifier.settings import NotifierSettings, RecoverSettings
 from projector.settings import DlqSettings, ProjectorSettings, ReplaySettings
 from query_api.settings import ApiSettings
 from tests.factories import new_secret
@@ -26,6 +27,8 @@ CLASSES: list[type[BaseSettings]] = [
     ProjectorSettings,
     ReplaySettings,
     DlqSettings,
+    NotifierSettings,
+    RecoverSettings,
 ]
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 
@@ -38,6 +41,7 @@ SAMPLES = {
     "smpp_timezone": "Europe/Berlin",
     "allow_unsigned_providers": "smpp,events",
     "since": "2026-01-01T00:00:00Z",
+    "retry_schedule_s": "1,2.5",
 }
 PARTNERS = {
     "infobip_webhook_username": ("infobip_webhook_password", "p"),
