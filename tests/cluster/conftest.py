@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import aiohttp
 import pytest
 
 from tests.cluster import brokers
-from tests.cluster.processes import Processes
+from tests.cluster.processes import Processes, wait_applied
 from tests.cluster.workload import Message, Reader, Sender, Snapshot
 from tests.factories import new_secret
 
@@ -57,6 +58,29 @@ class Deployment:
         finally:
             for service in (projector, api):
                 service.terminate()
+
+    async def fold_seconds(self, events: int, processes: int) -> float:
+        """Seconds ``processes`` projectors of a fresh group take to fold the log's ``events``,
+        from the first event folded to the last (group joins and rebalances included)."""
+        tag = uuid.uuid4().hex[:8]
+        projectors = [
+            self.procs.service(
+                "projector", f"timed{processes}-{i}", group_id=f"timed-{tag}", generation=f"t{tag}"
+            )
+            for i in range(processes)
+        ]
+        for p in projectors:
+            p.start()
+        try:
+            for p in projectors:
+                await p.wait_started(self.http)
+            await wait_applied(self.http, projectors, 1, timeout=60)
+            first = time.monotonic()
+            await wait_applied(self.http, projectors, events)
+            return time.monotonic() - first
+        finally:
+            for p in projectors:
+                p.terminate()
 
 
 @pytest.fixture

@@ -119,3 +119,31 @@ class Processes:
         """SIGKILL whatever still runs (a failed test must not leave processes)."""
         for service in self.started:
             service.kill()
+
+
+async def metric(http: aiohttp.ClientSession, service: Service, name: str) -> float:
+    """Sum of the samples of metric ``name`` a running process serves (0 when none)."""
+    async with http.get(service.url + "/metrics") as resp:
+        text = await resp.text()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def applied(http: aiohttp.ClientSession, projectors: list[Service]) -> float:
+    """Events the running projectors have folded so far (their counters summed)."""
+    return sum([await metric(http, p, "msgstatus_events_applied_total") for p in projectors])
+
+
+async def wait_applied(
+    http: aiohttp.ClientSession, projectors: list[Service], events: float, timeout: float = 120.0
+) -> None:
+    """Wait until the projectors have folded ``events`` events between them."""
+    deadline = time.monotonic() + timeout
+    while (done := await applied(http, projectors)) < events:
+        assert time.monotonic() < deadline, f"{done} of {events} events folded in {timeout} s"
+        for p in projectors:
+            assert p.running(), f"a projector exited: {p.log_path}"
+        await asyncio.sleep(0.05)

@@ -83,9 +83,11 @@ class Sender:
     attempts: list[Attempt] = field(default_factory=list)
     acknowledged: int = 0
 
-    async def post_until_acknowledged(self, event: dict[str, Any], deadline_s: float = 90) -> None:
-        """POST one event until ingest answers 2xx; fail after ``deadline_s`` seconds."""
-        body = orjson.dumps([event])
+    async def post_until_acknowledged(
+        self, events: dict[str, Any] | list[dict[str, Any]], deadline_s: float = 90
+    ) -> None:
+        """POST one event (or a list) until ingest answers 2xx; fail after ``deadline_s`` s."""
+        body = orjson.dumps(events if isinstance(events, list) else [events])
         webhook_id = f"msg_{uuid.uuid4().hex}"  # a provider's retry keeps its webhook id
         give_up = time.monotonic() + deadline_s
         while time.monotonic() < give_up:
@@ -122,6 +124,12 @@ class Sender:
             await asyncio.sleep(max(0.0, t0 + i / per_second - time.monotonic()))
             tasks.append(asyncio.create_task(self.send_message(message)))
         await asyncio.gather(*tasks)
+
+    async def backlog(self, messages: list[Message], per_request: int = 300) -> None:
+        """Post every event of ``messages`` in bulk requests (a backlog for the projector)."""
+        body = [e for m in messages for e in m.events]
+        for i in range(0, len(body), per_request):
+            await self.post_until_acknowledged(body[i : i + per_request])
 
     def failed(self) -> list[Attempt]:
         """Attempts that got no 2xx."""
