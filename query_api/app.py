@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
@@ -11,10 +13,11 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from msgstatus.web import add_ops_routes, problem_response
+from msgstatus.web import READINESS_DETAIL, add_ops_routes, problem_response
 from query_api import params
 from query_api.desk import add_desk_routes
 from query_api.openapi import openapi_document
+from query_api.progress import ProjectionProgress
 from query_api.reader import Reader
 from query_api.settings import ApiSettings
 from schemas import keys, redis_client
@@ -24,6 +27,7 @@ from schemas.problems import Problem, invalid
 SETTINGS = web.AppKey("settings", ApiSettings)
 READER = web.AppKey("reader", Reader)
 API_KEYS = web.AppKey("api_keys", tuple[bytes, ...])
+PROGRESS = web.AppKey("progress", ProjectionProgress)
 
 JSON = "application/json"
 PREFIX = "/api/messagestatus"
@@ -154,21 +158,38 @@ async def _reader_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.disconnect()
 
 
+async def _progress_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Follow the served projection's rebuild marker (query_api.progress) while the app runs."""
+    reader = app[READER]
+    progress = ProjectionProgress(reader.redis, lambda: reader.generation)
+    app[PROGRESS] = progress
+    task = asyncio.create_task(progress.follow(), name="projection-progress")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(settings: ApiSettings) -> web.Application:
     """Build the read API application; the Redis pool opens and closes with the app."""
     app = web.Application()
     app[SETTINGS] = settings
     app[API_KEYS] = tuple(k.encode() for k in settings.api_keys if k)
     app.cleanup_ctx.append(_reader_ctx)
+    app.cleanup_ctx.append(_progress_ctx)
 
     async def readiness() -> dict[str, bool]:
+        """Redis answers, and no rebuild of the served projection is behind the log."""
         try:
             ok = bool(await app[READER].redis.ping())
+            complete = await app[PROGRESS].check()
         except (RedisError, OSError):
-            ok = False
-        return {"redis": ok}
+            ok = complete = False
+        return {"redis": ok, "projection": complete}
 
     add_ops_routes(app, "api", readiness)
+    # A lambda: app[PROGRESS] exists only once the app has started.
+    app[READINESS_DETAIL] = lambda: app[PROGRESS].detail()  # noqa: PLW0108
     app.router.add_get(PREFIX + "/phonenumber/{phonenumber}", get_by_phone)
     app.router.add_get(PREFIX + "/reference/{referencekey:.+}", get_by_reference)
     # [^/]+ rather than aiohttp's default [^{}/]+: an id with braces is a 400 naming it.
