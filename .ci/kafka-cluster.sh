@@ -3,7 +3,8 @@
 # same jars as .ci/kafka.sh, which starts and stops every node. Topics default to replication
 # factor 3 and min.insync.replicas=2 (.ci/kafka/cluster.properties).
 #
-#   .ci/kafka-cluster.sh up          fresh cluster (storage formatted anew), waits for 3 brokers
+#   .ci/kafka-cluster.sh up          fresh cluster (storage formatted anew; nodes an earlier run
+#                                    left are stopped first), waits until it lists 3 brokers
 #   .ci/kafka-cluster.sh down        stop every node this script started (SIGTERM, then SIGKILL)
 #   .ci/kafka-cluster.sh status      which nodes run (exit 0 when all three do)
 #   .ci/kafka-cluster.sh bootstrap   print the bootstrap list, e.g. 127.0.0.1:29101,...
@@ -65,12 +66,14 @@ node() {
     KAFKA_CLUSTER_ID=$(cat "$DIR/cluster.id" 2>/dev/null || true) bash "$KAFKA" "$@"
 }
 
-running() { [[ -s $DIR/node$1/kafka.pid ]] && node "$1" status >/dev/null 2>&1; }
-
 cmd_up() {
   local t0=$SECONDS n
   for n in "${NODES[@]}"; do
-    ! running "$n" || die "node $n already runs: '$0 down' first"
+    if [[ -s $DIR/node$n/kafka.pid ]]; then
+      say "stopping what an earlier run left in $DIR first"
+      cmd_down
+      break
+    fi
   done
   bash "$KAFKA" fetch >/dev/null
   rm -rf -- "$DIR"
