@@ -91,7 +91,7 @@ test-cluster: venv
 	  MSGSTATUS_CLUSTER_TESTS=1 \
 	  MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS=$$(bash .ci/kafka-cluster.sh bootstrap) \
 	  MSGSTATUS_REDIS_URL=redis://127.0.0.1:$(CLUSTER_REDIS_PORT)/0 \
-	  $(BIN)/pytest tests/cluster $(PYTEST_ARGS); rc=$$?; \
+	  $(BIN)/pytest tests/cluster --basetemp=$(MSGSTATUS_CACHE)/test-cluster $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test-cluster: pytest collected no tests (exit 5): failing" >&2; fi; \
 	else \
 	  echo "make test-cluster: starting the cluster or Redis failed (exit $$rc)" >&2; \

@@ -58,7 +58,7 @@ class Service:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
-                raise AssertionError(f"{self.command} exited: see {self.log_path}")
+                raise AssertionError(f"{self.command} exited: {self.log_path}\n{self.log_tail()}")
             try:
                 async with http.get(self.url + path) as resp:
                     if resp.status == 200:
@@ -67,6 +67,14 @@ class Service:
                 pass
             await asyncio.sleep(0.1)
         raise AssertionError(f"{self.command} not started within {timeout} s: {self.log_path}")
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of the process's output, for failure messages."""
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join([t for t in text if "Unable connect" not in t][-lines:])
 
     def running(self) -> bool:
         """True while the process is alive."""
@@ -142,8 +150,14 @@ async def wait_applied(
 ) -> None:
     """Wait until the projectors have folded ``events`` events between them."""
     deadline = time.monotonic() + timeout
-    while (done := await applied(http, projectors)) < events:
-        assert time.monotonic() < deadline, f"{done} of {events} events folded in {timeout} s"
+    while True:
         for p in projectors:
-            assert p.running(), f"a projector exited: {p.log_path}"
+            assert p.running(), f"a projector exited: {p.log_path}\n{p.log_tail()}"
+        try:
+            done = await applied(http, projectors)
+        except aiohttp.ClientError:
+            continue  # it exited meanwhile: the check above says so
+        if done >= events:
+            return
+        assert time.monotonic() < deadline, f"{done} of {events} events folded in {timeout} s"
         await asyncio.sleep(0.05)
