@@ -83,6 +83,7 @@ async def test_one_of_two_projectors_killed_the_other_takes_over(
     killed_at = time.monotonic()
     assert not arriving.done(), "the stream ended before the kill: not mid-stream"
     await arriving
+    stream_end_s = time.monotonic() - killed_at
 
     snapshot = await d.reader(api.url).converge(messages)
     converged_s = time.monotonic() - killed_at
@@ -98,6 +99,7 @@ async def test_one_of_two_projectors_killed_the_other_takes_over(
         partitions=6,
         killed="projector-a",
         folded_before_kill_by_a_and_b=folded,
+        stream_ended_after_kill_s=round(stream_end_s, 1),
         all_readable_after_kill_s=round(converged_s, 1),
     )
 
