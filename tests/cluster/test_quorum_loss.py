@@ -40,8 +40,7 @@ async def test_without_an_in_sync_quorum_ingest_answers_503_and_loses_nothing(
     down_at = time.monotonic()
     await asyncio.sleep(DOWN_S)
     back_from = time.monotonic()
-    for node in victims:
-        await asyncio.to_thread(brokers.start_node, node)
+    await asyncio.gather(*(asyncio.to_thread(brokers.start_node, n) for n in victims))
     back_at = time.monotonic()
     await sending
     await brokers.wait_all_in_sync(d.topic)
