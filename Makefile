@@ -6,6 +6,8 @@
 #   make check       ruff lint, ruff format --check, mypy --strict
 #   make test        check, then pytest against a real Kafka and Redis (started and stopped here)
 #                    and the support desk in Debian's chromium (installed when run as root)
+#   make test-cluster  the fault tests (tests/cluster, docs/reliability.md) against a
+#                    three-broker Kafka (.ci/kafka-cluster.sh) and a Redis, started and stopped here
 #   make bench       python -m bench (its own Kafka and Redis on 39092/6381; docs/benchmarks.md)
 
 PY ?= python3
@@ -19,14 +21,17 @@ KAFKA_PORT ?= 9092
 KAFKA_CONTROLLER_PORT ?= 9093
 REDIS_PORT ?= 6379
 MSGSTATUS_CACHE ?= $(CURDIR)/.cache
-export KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT MSGSTATUS_CACHE
+# make test-cluster: node N of the cluster listens on base+N (controller base+10+N).
+KAFKA_CLUSTER_BASE_PORT ?= 29100
+CLUSTER_REDIS_PORT ?= 6399
+export KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT MSGSTATUS_CACHE KAFKA_CLUSTER_BASE_PORT
 
 # `make test` and `make run` record what they start in their own state files, so their
 # infra-down stops only that, never a Kafka/Redis brought up by someone else.
 TEST_STATE := $(MSGSTATUS_CACHE)/infra-test.state
 RUN_STATE := $(MSGSTATUS_CACHE)/infra-run.state
 
-.PHONY: help venv infra-up infra-down run check test bench clean
+.PHONY: help venv infra-up infra-down run check test test-cluster bench clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -72,6 +77,26 @@ test: venv check
 	  echo "make test: .ci/infra.sh up failed (exit $$rc)" >&2; \
 	fi; \
 	bash .ci/infra.sh down || echo "make test: .ci/infra.sh down failed" >&2; \
+	exit $$rc
+
+# Like `test`, against three brokers: tests/cluster is collected only with
+# MSGSTATUS_CLUSTER_TESTS=1, so `make test` never runs it. The cluster and this Redis are
+# stopped in every case, Ctrl-C included.
+CLUSTER_DOWN := bash .ci/kafka-cluster.sh down; REDIS_PORT=$(CLUSTER_REDIS_PORT) bash .ci/redis.sh stop
+test-cluster: venv
+	@set +e; \
+	trap '$(CLUSTER_DOWN); exit 130' INT TERM; \
+	bash .ci/kafka-cluster.sh up && REDIS_PORT=$(CLUSTER_REDIS_PORT) bash .ci/redis.sh start; rc=$$?; \
+	if [ $$rc -eq 0 ]; then \
+	  MSGSTATUS_CLUSTER_TESTS=1 \
+	  MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS=$$(bash .ci/kafka-cluster.sh bootstrap) \
+	  MSGSTATUS_REDIS_URL=redis://127.0.0.1:$(CLUSTER_REDIS_PORT)/0 \
+	  $(BIN)/pytest tests/cluster --basetemp=$(MSGSTATUS_CACHE)/test-cluster $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test-cluster: pytest collected no tests (exit 5): failing" >&2; fi; \
+	else \
+	  echo "make test-cluster: starting the cluster or Redis failed (exit $$rc)" >&2; \
+	fi; \
+	$(CLUSTER_DOWN) || echo "make test-cluster: stopping the cluster failed" >&2; \
 	exit $$rc
 
 # The suite starts (and stops) its own Kafka and Redis on 39092/6381 unless they answer there,

@@ -3,6 +3,9 @@
 #
 #   .ci/kafka.sh fetch    copy the broker's runtime jars into $CACHE/kafka-libs (once)
 #   .ci/kafka.sh start    format storage (once), start the broker, wait until a client sees it
+#   .ci/kafka.sh spawn    format storage (once) and start the broker without waiting for it
+#   .ci/kafka.sh wait     wait until the broker `spawn` started answers (a cluster node needs
+#                         its quorum first, so .ci/kafka-cluster.sh spawns all, then waits)
 #   .ci/kafka.sh stop     SIGTERM, up to $KAFKA_STOP_TIMEOUT s, then SIGKILL (idempotent)
 #   .ci/kafka.sh status   exit 0 when a Kafka answers on 127.0.0.1:$KAFKA_PORT, 3 when none
 #   .ci/kafka.sh ready    one readiness probe (exit 0 ready, 1 nothing listening, 2 not ready)
@@ -21,6 +24,12 @@
 #                          0: `start` fails instead (a test's own broker must really be its own)
 #   KAFKA_PROBE            "auto" (aiokafka from $VENV when importable) or "stdlib"
 #   VENV                   virtualenv whose python runs the probe (default <repo>/.venv)
+# A node of a multi-node cluster (.ci/kafka-cluster.sh sets these):
+#   KAFKA_NODE_ID          node.id (default 1)
+#   KAFKA_QUORUM_VOTERS    controller.quorum.voters (default 1@127.0.0.1:$KAFKA_CONTROLLER_PORT)
+#   KAFKA_CLUSTER_ID       cluster id every node is formatted with (default: a new one)
+#   KAFKA_PROPS_OVERRIDES  a properties file appended to the rendered config (its keys win)
+#   KAFKA_MIN_BROKERS      the readiness probe wants this many live brokers (default 1)
 set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +46,11 @@ KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
 KAFKA_PROBE=${KAFKA_PROBE:-auto}
 KAFKA_REUSE=${KAFKA_REUSE:-1}
 VENV=${VENV:-$ROOT/.venv}
+KAFKA_NODE_ID=${KAFKA_NODE_ID:-1}
+KAFKA_QUORUM_VOTERS=${KAFKA_QUORUM_VOTERS:-$KAFKA_NODE_ID@127.0.0.1:$KAFKA_CONTROLLER_PORT}
+KAFKA_CLUSTER_ID=${KAFKA_CLUSTER_ID:-}
+KAFKA_PROPS_OVERRIDES=${KAFKA_PROPS_OVERRIDES:-}
+KAFKA_MIN_BROKERS=${KAFKA_MIN_BROKERS:-1}
 
 case $CACHE in /*) ;; *) CACHE=$PWD/$CACHE ;; esac
 case $KAFKA_DIR in /*) ;; *) KAFKA_DIR=$PWD/$KAFKA_DIR ;; esac
@@ -68,11 +82,13 @@ python_bin() {
 }
 
 # Readiness probe: a real client metadata request, not just an open port.
-# argv: host port timeout_seconds mode. Exit 0 ready, 1 nothing listening, 2 not (yet) Kafka.
+# argv: host port timeout_seconds mode min_brokers.
+# Exit 0 ready, 1 nothing listening, 2 not (yet) Kafka or fewer live brokers than wanted.
 read -r -d '' PROBE_PY <<'PY' || true
 import asyncio, logging, socket, struct, sys
 
 host, port, timeout, mode = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+min_brokers = int(sys.argv[5])
 logging.disable(logging.CRITICAL)
 
 
@@ -104,9 +120,9 @@ def stdlib_probe(sock):
     (err,) = struct.unpack_from(">h", call(sock, 18, 0, 1, b""), 0)
     if err != 0:
         return 2
-    # Metadata v0 (api_key 3), empty topic list = all topics: at least one live broker.
+    # Metadata v0 (api_key 3), empty topic list = all topics: enough live brokers.
     (brokers,) = struct.unpack_from(">i", call(sock, 3, 0, 2, struct.pack(">i", 0)), 0)
-    return 0 if brokers > 0 else 2
+    return 0 if brokers >= min_brokers else 2
 
 
 async def aiokafka_probe():
@@ -120,7 +136,7 @@ async def aiokafka_probe():
     try:
         await asyncio.wait_for(client.bootstrap(), timeout)
         metadata = await asyncio.wait_for(client.fetch_all_metadata(), timeout)
-        return 0 if metadata.brokers() else 2
+        return 0 if len(metadata.brokers()) >= min_brokers else 2
     except Exception:
         return 2
     finally:
@@ -150,7 +166,7 @@ PY
 
 probe() {
   local rc=0
-  "$(python_bin)" -c "$PROBE_PY" "$KAFKA_HOST" "$KAFKA_PORT" "${1:-5}" "$KAFKA_PROBE" \
+  "$(python_bin)" -c "$PROBE_PY" "$KAFKA_HOST" "$KAFKA_PORT" "${1:-5}" "$KAFKA_PROBE" "$KAFKA_MIN_BROKERS" \
     </dev/null >/dev/null 2>&1 || rc=$?
   return "$rc"
 }
@@ -247,15 +263,22 @@ render_config() {
   sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
     -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
     -e "s|@KAFKA_DATA_DIR@|$DATA_DIR|g" \
+    -e "s|@KAFKA_NODE_ID@|$KAFKA_NODE_ID|g" \
+    -e "s|@KAFKA_QUORUM_VOTERS@|$KAFKA_QUORUM_VOTERS|g" \
     "$CONF/server.properties.template" >"$PROPS"
+  if [[ -n $KAFKA_PROPS_OVERRIDES ]]; then
+    # java.util.Properties keeps the last value of a repeated key.
+    printf '\n# --- %s ---\n' "$KAFKA_PROPS_OVERRIDES" >>"$PROPS"
+    cat -- "$KAFKA_PROPS_OVERRIDES" >>"$PROPS"
+  fi
 }
 
 format_storage() {
   [[ -f $DATA_DIR/meta.properties ]] && return 0
-  local cid
+  local cid=$KAFKA_CLUSTER_ID
   # Like Kafka's own Uuid.randomUuid: never a leading "-", which the tool's argument parser
   # would take for an option (1 format in 64 failed with "--cluster-id: expected one argument").
-  cid=$("$(python_bin)" -c '
+  [[ -n $cid ]] || cid=$("$(python_bin)" -c '
 import base64, uuid
 cid = "-"
 while cid.startswith("-"):
@@ -322,16 +345,11 @@ wait_ready() {
   fail_start "the broker was not ready after ${KAFKA_START_TIMEOUT} s (stopped it again)"
 }
 
-cmd_start() {
-  local pid rc=0 t0
-  t0=$(now)
+# Starts the broker unless it runs; prints its pid. Waits for nothing.
+cmd_spawn() {
+  local pid rc=0
   if pid=$(our_pid); then
-    if probe 5; then
-      say "already running (pid $pid) on $KAFKA_HOST:$KAFKA_PORT"
-      return 0
-    fi
-    say "broker pid $pid is still starting; waiting for it"
-    wait_ready "$pid" "$t0"
+    printf '%s' "$pid"
     return 0
   fi
   probe 5 || rc=$?
@@ -339,7 +357,7 @@ cmd_start() {
     0)
       [[ $KAFKA_REUSE == 1 ]] ||
         die "a Kafka broker not started for $KAFKA_DIR already answers on $KAFKA_HOST:$KAFKA_PORT (KAFKA_REUSE=0)$(owner_hint)"
-      say "a Kafka broker already answers on $KAFKA_HOST:$KAFKA_PORT (not started by this script); using it"
+      say "a Kafka broker already answers on $KAFKA_HOST:$KAFKA_PORT (not started by this script); using it" >&2
       return 0
       ;;
     2) die "port $KAFKA_PORT is in use, but not by a Kafka broker that answers metadata requests" ;;
@@ -351,11 +369,31 @@ cmd_start() {
   check_java
   mkdir -p "$KAFKA_DIR"
   render_config
-  format_storage
+  format_storage >&2
   launch
   pid=$(<"$PID_FILE")
-  say "started broker pid $pid (data $KAFKA_DIR); waiting up to ${KAFKA_START_TIMEOUT} s"
-  wait_ready "$pid" "$t0"
+  say "started broker pid $pid (data $KAFKA_DIR)" >&2
+  printf '%s' "$pid"
+}
+
+# Waits until the broker started for $KAFKA_DIR answers; $1 = start time.
+cmd_wait() {
+  local pid
+  pid=$(our_pid) || die "no broker started by this script for $KAFKA_DIR is running"
+  wait_ready "$pid" "${1:-$(now)}"
+}
+
+cmd_start() {
+  local pid t0
+  t0=$(now)
+  if pid=$(our_pid) && probe 5; then
+    say "already running (pid $pid) on $KAFKA_HOST:$KAFKA_PORT"
+    return 0
+  fi
+  pid=$(cmd_spawn)
+  [[ -n $pid ]] || return 0 # someone else's broker answers, and KAFKA_REUSE=1
+  say "waiting up to ${KAFKA_START_TIMEOUT} s for broker pid $pid"
+  cmd_wait "$t0"
 }
 
 cmd_stop() {
@@ -410,11 +448,13 @@ cmd_ready() {
 case ${1:-} in
   fetch) cmd_fetch ;;
   start) cmd_start ;;
+  spawn) cmd_spawn >/dev/null ;;
+  wait) cmd_wait ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   ready) cmd_ready "${2:-5}" ;;
   *)
-    echo "usage: $0 fetch|start|stop|status|ready" >&2
+    echo "usage: $0 fetch|start|spawn|wait|stop|status|ready" >&2
     exit 2
     ;;
 esac

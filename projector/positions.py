@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from projector import generations
 from projector.batch import until_done
 from projector.errors import AheadOfLog
+from projector.rebuild import RebuildTracker
 from schemas import keys
 
 log = logging.getLogger(__name__)
@@ -32,16 +33,25 @@ class ResumeFromProjection(ConsumerRebalanceListener):  # type: ignore[misc]
     """
 
     def __init__(
-        self, consumer: AIOKafkaConsumer, redis: Redis, pinned: str, retry_max_s: float
+        self,
+        consumer: AIOKafkaConsumer,
+        redis: Redis,
+        pinned: str,
+        retry_max_s: float,
+        tracker: RebuildTracker | None = None,
     ) -> None:
         self.consumer = consumer
         self.redis = redis
         self.pinned = pinned
         self.retry_max_s = retry_max_s
+        self.tracker = tracker
         self.fatal: AheadOfLog | None = None
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Nothing to do: positions are recorded after every batch."""
+        """Positions are recorded after every batch; a rebuild in progress is left to the
+        next owner of the partition (schemas.rebuild)."""
+        if self.tracker is not None:
+            self.tracker.forget([tp.partition for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Seek to the projection's positions; beginning when it has none."""
@@ -72,3 +82,31 @@ class ResumeFromProjection(ConsumerRebalanceListener):  # type: ignore[misc]
                 )
             else:
                 self.consumer.seek(tp, int(position))
+        if self.tracker is not None:
+            await track_rebuilds(self.consumer, self.tracker, names[0], recorded, ends)
+
+
+async def track_rebuilds(
+    consumer: AIOKafkaConsumer,
+    tracker: RebuildTracker,
+    generation: str,
+    recorded: dict[bytes, bytes],
+    ends: dict[TopicPartition, int],
+) -> None:
+    """Mark partitions read from the beginning while the log holds records as rebuilding (and
+    continue rebuilds another owner left unfinished), for the API's readiness.
+
+    ``recorded`` are the projection's positions, ``ends`` the end offsets of the assignment.
+    """
+    positions = {
+        tp.partition: int(raw)
+        if (raw := recorded.get(f"{tp.topic}:{tp.partition}".encode()))
+        else None
+        for tp in ends
+    }
+    await tracker.adopt(generation, positions)
+    fresh = [tp for tp in ends if positions[tp.partition] is None]
+    starts = await consumer.beginning_offsets(fresh) if fresh else {}
+    await tracker.begin(
+        generation, {tp.partition: ends[tp] for tp in fresh if ends[tp] > starts[tp]}
+    )

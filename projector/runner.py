@@ -25,6 +25,7 @@ from projector.batch import process, until_done
 from projector.changes import ChangePublisher
 from projector.letters import DeadLetterLedger
 from projector.positions import ResumeFromProjection
+from projector.rebuild import RebuildTracker
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
 from runtime import redis_client
@@ -48,10 +49,17 @@ class Healer:
 
     CHECK_EVERY_S = 2.0
 
-    def __init__(self, consumer: AIOKafkaConsumer, topic: str, retry_max_s: float) -> None:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        topic: str,
+        retry_max_s: float,
+        tracker: RebuildTracker | None = None,
+    ) -> None:
         self.consumer = consumer
         self.topic = topic
         self.retry_max_s = retry_max_s
+        self.tracker = tracker
         self.recorded: set[tuple[str, int]] = set()  # (generation, partition) we wrote
         self._checked = time.monotonic()
 
@@ -60,6 +68,14 @@ class Healer:
         lost = [p for p in new_partitions if (store.generation, p) in self.recorded]
         self.recorded.update((store.generation, p) for p in new_partitions)
         if lost:
+            # Redis rarely loses one partition alone: look at every other one now, so they are
+            # all marked as rebuilding at once (the API must not read "complete" meanwhile).
+            others = [p for g, p in self.recorded if g == store.generation and p not in lost]
+            if others:
+                lost += await until_done(
+                    functools.partial(store.missing_positions, self.topic, others),
+                    self.retry_max_s,
+                )
             await self._rebuild(store, lost)
 
     async def check(self, store: ProjectionStore) -> None:
@@ -74,6 +90,8 @@ class Healer:
             )
             if lost:
                 await self._rebuild(store, lost)
+        if self.tracker is not None:  # after marking lost partitions: never an empty marker
+            await self.tracker.keep_present(store.generation)
 
     async def _rebuild(self, store: ProjectionStore, lost: list[int]) -> None:
         log.warning("the projection lost partitions %s; rebuilding them from the log", lost)
@@ -81,7 +99,11 @@ class Healer:
             functools.partial(store.forget_positions, self.topic, lost), self.retry_max_s
         )
         self.recorded.difference_update((store.generation, p) for p in lost)
-        await self.consumer.seek_to_beginning(*(TopicPartition(self.topic, p) for p in lost))
+        tps = [TopicPartition(self.topic, p) for p in lost]
+        if self.tracker is not None:
+            ends: dict[TopicPartition, int] = await self.consumer.end_offsets(tps)
+            await self.tracker.begin(store.generation, {tp.partition: ends[tp] for tp in tps})
+        await self.consumer.seek_to_beginning(*tps)
 
 
 class Projector:
@@ -119,7 +141,8 @@ class Projector:
         ledger = await DeadLetterLedger.load(s.kafka_bootstrap_servers, s.dead_letter_topic)
         changes = await ChangePublisher.open(s)
         await consumer.start()
-        resume = ResumeFromProjection(consumer, redis, s.generation, s.redis_retry_max_s)
+        tracker = RebuildTracker(redis, s.topic, s.redis_retry_max_s)
+        resume = ResumeFromProjection(consumer, redis, s.generation, s.redis_retry_max_s, tracker)
         consumer.subscribe([s.topic], listener=resume)
         try:
             await self._loop(
@@ -149,7 +172,8 @@ class Projector:
     ) -> None:
         s = self.settings
         stores: dict[str, ProjectionStore] = {}
-        healer = Healer(consumer, s.topic, s.redis_retry_max_s)
+        tracker = resume.tracker
+        healer = Healer(consumer, s.topic, s.redis_retry_max_s, tracker)
         served = ""
         commit: asyncio.Task[None] | None = None
         while not self._stop.is_set():
@@ -188,6 +212,8 @@ class Projector:
             await self._settle(commit)
             commit = asyncio.create_task(consumer.commit(offsets))
             self._record_lag(consumer, offsets)
+            if tracker is not None:
+                await tracker.advance(served, {tp.partition: o for tp, o in offsets.items()})
             await healer.after_batch(stores[served], report.new_partitions)
         await self._settle(commit)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -15,10 +16,12 @@ from aiohttp.typedefs import Handler
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from runtime.web import READINESS_DETAIL
 from query_api import params
 from query_api.deliveries import add_delivery_routes
 from query_api.desk import add_desk_routes
 from query_api.openapi import openapi_document
+from query_api.progress import ProjectionProgress
 from query_api.reader import Reader
 from query_api.settings import ApiSettings
 from runtime import redis_client
@@ -31,6 +34,7 @@ from schemas.stored import MessageState
 SETTINGS = web.AppKey("settings", ApiSettings)
 READER = web.AppKey("reader", Reader)
 API_KEYS = web.AppKey("api_keys", tuple[bytes, ...])
+PROGRESS = web.AppKey("progress", ProjectionProgress)
 
 JSON = "application/json"
 PREFIX = "/api/messagestatus"
@@ -182,22 +186,39 @@ async def _reader_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.disconnect()
 
 
+async def _progress_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Follow the served projection's rebuild marker (query_api.progress) while the app runs."""
+    reader = app[READER]
+    progress = ProjectionProgress(reader.redis, lambda: reader.generation)
+    app[PROGRESS] = progress
+    task = asyncio.create_task(progress.follow(), name="projection-progress")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(settings: ApiSettings) -> web.Application:
     """Build the read API application; the Redis pool opens and closes with the app."""
     app = web.Application()
     app[SETTINGS] = settings
     app[API_KEYS] = tuple(k.encode() for k in settings.api_keys if k)
     app.cleanup_ctx.append(_reader_ctx)
+    app.cleanup_ctx.append(_progress_ctx)
 
     async def readiness() -> dict[str, bool]:
+        """Redis answers, and no rebuild of the served projection is behind the log."""
         try:
             async with asyncio.timeout(1.0):
                 ok = bool(await app[READER].redis.ping())
+                complete = await app[PROGRESS].check()
         except (RedisError, OSError, TimeoutError):
-            ok = False
-        return {"redis": ok}
+            ok = complete = False
+        return {"redis": ok, "projection": complete}
 
     add_ops_routes(app, "api", readiness)
+    # A lambda: app[PROGRESS] exists only once the app has started.
+    app[READINESS_DETAIL] = lambda: app[PROGRESS].detail()  # noqa: PLW0108
     app.router.add_get(PREFIX + "/phonenumber/{phonenumber}", get_by_phone)
     # [\s\S]: any character, line breaks too, so every key reaches the handler (400 or 200).
     app.router.add_get(PREFIX + "/reference/{referencekey:[\\s\\S]+}", get_by_reference)

@@ -46,6 +46,13 @@ async def partition_ids(settings: CommonSettings, timeout_s: float = 30.0) -> li
     return sorted(p["partition"] for p in described["partitions"])
 
 
+def min_insync_replicas(replication_factor: int) -> int:
+    """2 from three replicas up (a 2xx, acks=all, then means "on two brokers", and one broker
+    may fail without stopping ingest), 1 below: a topic must stay writable with one broker
+    down."""
+    return 2 if replication_factor >= 3 else 1
+
+
 async def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> None:
     """Create the event topic and the dead-letter topic when missing.
 
@@ -59,7 +66,12 @@ async def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> No
                 name=name,
                 num_partitions=settings.topic_partitions,
                 replication_factor=settings.topic_replication_factor,
-                topic_configs=EVENT_LOG_CONFIG,
+                topic_configs={
+                        **EVENT_LOG_CONFIG,
+                        "min.insync.replicas": str(
+                            min_insync_replicas(settings.topic_replication_factor)
+                        ),
+                    },
             )
             for name in (settings.topic, settings.dead_letter_topic)
             if name not in existing

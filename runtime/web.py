@@ -40,6 +40,8 @@ ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 SERVICE = web.AppKey("service", str)
 READINESS: web.AppKey[ReadinessCheck] = web.AppKey("readiness")
+READINESS_DETAIL: web.AppKey[Callable[[], dict[str, object]]] = web.AppKey("readiness_detail")
+"""Optional: more of ``/readyz``'s body, called after the checks (e.g. a rebuild's progress)."""
 
 
 def problem_response(
@@ -127,7 +129,11 @@ async def readyz(request: web.Request) -> web.Response:
     """Readiness: 200 when every dependency works, 503 with the failing ones otherwise."""
     checks = await request.app[READINESS]()
     ok = all(checks.values())
-    body = orjson.dumps({"status": "ready" if ok else "unavailable", "checks": checks})
+    document: dict[str, object] = {"status": "ready" if ok else "unavailable", "checks": checks}
+    detail = request.app.get(READINESS_DETAIL)
+    if detail is not None:
+        document.update(detail())
+    body = orjson.dumps(document)
     return web.Response(status=200 if ok else 503, body=body, content_type="application/json")
 
 

@@ -1,0 +1,1 @@
+"""Fault tests on real processes against three Kafka brokers (`make test-cluster`)."""
