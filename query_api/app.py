@@ -114,7 +114,12 @@ def _list_query(request: web.Request, index_key: str) -> ListQuery:
     query = request.rel_url.query
     count = params.count(params.single(query, "count"))
     before_ms = params.send_date(params.single(query, "sendDate"))
-    return ListQuery(index_key, before_ms, count, params.cursor(params.single(query, "cursor")))
+    after = params.cursor(params.single(query, "cursor"))
+    if after is not None and after.score >= before_ms:
+        # Both bound the page from above: the tighter one holds. A cursor past sendDate
+        # (a hand-edited link, or sendDate changed while paging) never widens the list.
+        after = None
+    return ListQuery(index_key, before_ms, count, after)
 
 
 def _by_phone(request: web.Request) -> ListQuery:

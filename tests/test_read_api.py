@@ -10,6 +10,7 @@ import pytest
 
 from schemas import keys
 from schemas.phone import normalize_e164
+from schemas.timefmt import parse_iso_ms
 from tests.factories import acceptance, receipt
 from tests.support.stack import Stack
 
@@ -205,6 +206,29 @@ async def test_link_next_pages_through_messages_sharing_a_send_time_without_skip
         pages += 1
     assert seen == sorted(ids, reverse=True)
     assert pages == 3
+
+
+async def test_a_cursor_never_widens_the_list_past_send_date(stack: Stack) -> None:
+    """With both sendDate and a cursor, the tighter bound holds: a cursor later than sendDate
+    lists only messages sent strictly before sendDate."""
+    key = f"bound-{uuid.uuid4().hex[:8]}"
+    times = ["2026-03-02T08:00:00Z", "2026-03-02T09:00:00Z", "2026-03-02T10:00:00Z"]
+    ids = [str(uuid.uuid4()) for _ in times]
+    await post_accepted(
+        stack,
+        [acceptance(i, reference={"key": key}, at=t) for i, t in zip(ids, times, strict=True)],
+    )
+    late = f"{parse_iso_ms(times[2]) + 1}_{uuid.uuid4()}"  # after the newest message
+    reply = await stack.get(
+        f"/api/messagestatus/reference/{key}?sendDate=2026-03-02T09:00:00Z&cursor={late}"
+    )
+    assert reply.status == 200
+    assert [m["message"]["id"] for m in reply.body["messages"]] == [ids[0]]
+    earlier = f"{parse_iso_ms(times[1])}_{'0' * 8}-0000-0000-0000-{'0' * 12}"
+    reply = await stack.get(
+        f"/api/messagestatus/reference/{key}?sendDate=2026-03-02T11:00:00Z&cursor={earlier}"
+    )
+    assert [m["message"]["id"] for m in reply.body["messages"]] == [ids[0]]
 
 
 async def test_history_lists_distinct_events_oldest_first_with_provider_words(stack: Stack) -> None:
