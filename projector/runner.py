@@ -210,7 +210,12 @@ class Projector:
             # it only ever covers applied records, and the projection's own positions, not
             # these offsets, decide where a restart resumes (projector.positions).
             await self._settle(commit)
-            commit = asyncio.create_task(consumer.commit(offsets))
+            # A rebalance while the batch was applied may have taken partitions away: their
+            # new owner reads them again from the projection's positions (the fold makes the
+            # repeat harmless), and committing or measuring them here would fail.
+            owned = consumer.assignment()
+            offsets = {tp: o for tp, o in offsets.items() if tp in owned}
+            commit = asyncio.create_task(consumer.commit(offsets)) if offsets else None
             self._record_lag(consumer, offsets)
             if tracker is not None:
                 await tracker.advance(served, {tp.partition: o for tp, o in offsets.items()})
