@@ -16,7 +16,6 @@ from aiohttp.typedefs import Handler
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from runtime.web import READINESS_DETAIL
 from query_api import params
 from query_api.deliveries import add_delivery_routes
 from query_api.desk import add_desk_routes
@@ -25,7 +24,7 @@ from query_api.progress import ProjectionProgress
 from query_api.reader import Reader
 from query_api.settings import ApiSettings
 from runtime import redis_client
-from runtime.web import add_ops_routes, problem_response
+from runtime.web import READINESS_DETAIL, add_ops_routes, problem_response
 from schemas import keys, problems
 from schemas.documents import render_history, render_list
 from schemas.problems import Problem, invalid

@@ -67,11 +67,11 @@ async def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> No
                 num_partitions=settings.topic_partitions,
                 replication_factor=settings.topic_replication_factor,
                 topic_configs={
-                        **EVENT_LOG_CONFIG,
-                        "min.insync.replicas": str(
-                            min_insync_replicas(settings.topic_replication_factor)
-                        ),
-                    },
+                    **EVENT_LOG_CONFIG,
+                    "min.insync.replicas": str(
+                        min_insync_replicas(settings.topic_replication_factor)
+                    ),
+                },
             )
             for name in (settings.topic, settings.dead_letter_topic)
             if name not in existing
