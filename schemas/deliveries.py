@@ -141,9 +141,11 @@ async def read_deliveries(redis: Redis, ns: str, message_id: str) -> dict[str, A
     """The ``/deliveries`` document of a message (docs/push.md)::
 
         {"messageId", "endpoints": [{"endpoint", "state": "pending"|"delivered"|"dead"|"gone",
-         "sequence", "attempts", "status"}], "attempts": [Attempt...]}
+         "sequence", "attempts", "status", "nextAttemptAt"}], "attempts": [Attempt...]}
 
-    Raises redis-py errors when Redis is unreachable.
+    ``nextAttemptAt`` (epoch ms) is when a pending delivery is due on the schedule (while an
+    attempt is in flight: when its lease ends); null for the others. Raises redis-py errors
+    when Redis is unreachable.
     """
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(pending_key(ns, message_id))
@@ -154,9 +156,16 @@ async def read_deliveries(redis: Redis, ns: str, message_id: str) -> dict[str, A
     for raw in latest.values():
         d = Delivery.model_validate_json(raw)
         endpoints[d.endpoint] = _summary(d, d.reason or "delivered")
-    for raw in pending.values():
-        d = Delivery.model_validate_json(raw)
+    waiting = [Delivery.model_validate_json(raw) for raw in pending.values()]
+    due: list[float | None] = []
+    if waiting:
+        async with redis.pipeline(transaction=False) as pipe:
+            for d in waiting:
+                pipe.zscore(due_key(ns), member(message_id, d.endpoint))
+            due = await pipe.execute()
+    for d, when in zip(waiting, due, strict=True):
         endpoints[d.endpoint] = _summary(d, "pending")
+        endpoints[d.endpoint]["nextAttemptAt"] = None if when is None else int(when)
     return {
         "messageId": message_id,
         "endpoints": [endpoints[k] for k in sorted(endpoints)],
@@ -171,6 +180,7 @@ def _summary(d: Delivery, state: str) -> dict[str, Any]:
         "sequence": d.sequence,
         "status": d.status,
         "attempts": d.attempts,
+        "nextAttemptAt": None,
     }
 
 

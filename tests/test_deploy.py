@@ -3,8 +3,8 @@
 The manifests are validated against the API schemas that ``kubernetes-validate`` bundles, their
 references (ConfigMaps, selectors, ports, the kustomization's files) are resolved here, their
 settings are fed to the services' own settings classes, and every metric the dashboard and the
-alert rules use is looked up in the ``/metrics`` output of the real services, started as
-processes for this test.
+alert rules use is looked up in the ``/metrics`` output of the real services (ingest, projector,
+api and notifier), started as processes for this test and scraped after they did some work.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ValidationError
 
 from ingest.settings import IngestSettings
+from notifier.settings import NotifierSettings
 from projector.settings import ProjectorSettings
 from query_api.settings import ApiSettings
-from tests.factories import acceptance, new_secret, sign
+from tests.factories import acceptance, new_secret, receipt, sign
 from tests.support.ports import free_port
+from tests.support.receiver import Receiver
 from tests.support.stack import KAFKA, REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +50,7 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "ingest": IngestSettings,
     "projector": ProjectorSettings,
     "api": ApiSettings,
+    "notifier": NotifierSettings,
 }
 """The settings class of each ``msgstatus <command>`` a Deployment runs."""
 
@@ -83,7 +87,7 @@ def container(deployment: Doc) -> Doc:
 
 
 def command_of(deployment: Doc) -> str:
-    """The ``msgstatus`` command a Deployment runs (``ingest``, ``projector``, ``api``)."""
+    """The ``msgstatus`` command a Deployment runs (``ingest``, ``projector``, ``api``, ...)."""
     return str(container(deployment)["args"][0])
 
 
@@ -164,7 +168,12 @@ def test_references_between_objects_resolve() -> None:
     deployments = by_name("Deployment")
     maps = by_name("ConfigMap")
     accounts = by_name("ServiceAccount")
-    assert set(deployments) == {"msgstatus-ingest", "msgstatus-api", "msgstatus-projector"}
+    assert set(deployments) == {
+        "msgstatus-ingest",
+        "msgstatus-api",
+        "msgstatus-projector",
+        "msgstatus-notifier",
+    }
     pod_labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments.items()}
     for name, deployment in deployments.items():
         spec = deployment["spec"]
@@ -196,7 +205,7 @@ def test_references_between_objects_resolve() -> None:
         ref = hpa["spec"]["scaleTargetRef"]
         assert ref["kind"] == "Deployment"
         assert ref["name"] in deployments
-        assert command_of(deployments[ref["name"]]) != "projector", "partitions bound it"
+        assert command_of(deployments[ref["name"]]) in {"ingest", "api"}, "not on CPU"
 
 
 def test_every_configmap_setting_is_one_the_services_accept(
@@ -221,6 +230,8 @@ def test_every_configmap_setting_is_one_the_services_accept(
         monkeypatch.setenv("MSGSTATUS_REDIS_URL", "redis://redis:6379/0")
         if command == "ingest":
             monkeypatch.setenv("MSGSTATUS_WEBHOOK_SECRET", new_secret())
+        if command == "notifier":
+            monkeypatch.setenv("MSGSTATUS_SIGNING_SECRETS", new_secret())
         try:
             settings = model()
         except ValidationError as exc:
@@ -242,14 +253,36 @@ def test_manifests_hold_no_secret_values() -> None:
     assert "MSGSTATUS_WEBHOOK_SECRET" in webhook
     keys = [v["name"] for v in secret_envs(by_name("Deployment")["msgstatus-api"])]
     assert "MSGSTATUS_API_KEYS" in keys
+    signing = [v["name"] for v in secret_envs(by_name("Deployment")["msgstatus-notifier"])]
+    assert "MSGSTATUS_SIGNING_SECRETS" in signing
 
 
-def test_projector_replicas_never_exceed_the_topic_partitions() -> None:
-    """Extra consumers would sit idle: replicas (and a rollout's surge) stay within partitions."""
-    projector = by_name("Deployment")["msgstatus-projector"]
-    partitions = int(config_of(projector)["MSGSTATUS_TOPIC_PARTITIONS"])
-    assert 1 <= projector["spec"]["replicas"] <= partitions
-    assert projector["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+def test_notifier_reads_its_subscriptions_from_a_secret_and_shares_the_api_namespace() -> None:
+    """The subscriptions file lies in a mounted Secret; the api reads the notifier's namespace."""
+    deployments = by_name("Deployment")
+    notifier = deployments["msgstatus-notifier"]
+    path = config_of(notifier)["MSGSTATUS_SUBSCRIPTIONS_FILE"]
+    volumes = {v["name"]: v for v in notifier["spec"]["template"]["spec"]["volumes"]}
+    mounts = [
+        m for m in container(notifier)["volumeMounts"] if path.startswith(m["mountPath"] + "/")
+    ]
+    assert len(mounts) == 1, path
+    secret = volumes[mounts[0]["name"]]["secret"]
+    assert [item["path"] for item in secret["items"]] == [path.rsplit("/", 1)[1]]
+    assert secret.get("optional") is not True, "a missing file would stop the notifier"
+    namespace = NotifierSettings.model_fields["namespace"].default
+    assert config_of(notifier).get("MSGSTATUS_NAMESPACE", namespace) == config_of(
+        deployments["msgstatus-api"]
+    ).get("MSGSTATUS_NAMESPACE", ApiSettings.model_fields["namespace"].default)
+
+
+@pytest.mark.parametrize("name", ["msgstatus-projector", "msgstatus-notifier"])
+def test_consumer_replicas_never_exceed_the_topic_partitions(name: str) -> None:
+    """Extra group members get no partition: replicas (and a rollout's surge) stay within them."""
+    deployment = by_name("Deployment")[name]
+    partitions = int(config_of(deployment)["MSGSTATUS_TOPIC_PARTITIONS"])
+    assert 1 <= deployment["spec"]["replicas"] <= partitions
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
 
 
 def test_termination_grace_outlasts_the_services_drain() -> None:
@@ -259,6 +292,8 @@ def test_termination_grace_outlasts_the_services_drain() -> None:
         model = SETTINGS[command]
         default = model.model_fields["shutdown_timeout_s"].default
         drain = float(config_of(deployment).get("MSGSTATUS_SHUTDOWN_TIMEOUT_S", default))
+        if command == "notifier":  # the dispatcher (timeout + 1 s), then the consumer
+            drain = 2 * drain + 1
         pause = 0.0
         pre_stop = container(deployment).get("lifecycle", {}).get("preStop")
         if pre_stop is not None:
@@ -282,11 +317,14 @@ def test_pods_run_hardened_with_requests_and_probes() -> None:
         assert security["capabilities"]["drop"] == ["ALL"]
         assert {"cpu", "memory"} <= set(box["resources"]["requests"]), command
         assert "memory" in box["resources"]["limits"], command
-        if command != "projector":
+        if command in {"ingest", "api"}:
             assert box["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert box["livenessProbe"]["httpGet"]["path"] == "/healthz"
             hpa = by_name("HorizontalPodAutoscaler")[deployment["metadata"]["name"]]
             assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+        else:  # no health endpoints: the manifest's comment says why
+            assert "readinessProbe" not in box, command
+            assert "livenessProbe" not in box, command
         assert deployment["metadata"]["name"] in by_name("PodDisruptionBudget")
 
 
@@ -431,10 +469,16 @@ async def poll(http: aiohttp.ClientSession, url: str, headers: dict[str, str] | 
 
 @pytest.fixture
 async def scraped() -> AsyncIterator[dict[str, str]]:
-    """The ``/metrics`` texts of real ingest, projector and api processes after some traffic."""
+    """The ``/metrics`` texts of real ingest, projector, api and notifier processes after some
+    traffic: a message naming a local receiver as its webhook, delivered to it."""
     tag = uuid.uuid4().hex[:10]
     secret, key = new_secret(), f"key-{tag}"
-    ports = {"ingest": free_port(), "api": free_port(), "projector": free_port()}
+    ports = {
+        "ingest": free_port(),
+        "api": free_port(),
+        "projector": free_port(),
+        "notifier": free_port(),
+    }
     common = {
         "MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS": KAFKA,
         "MSGSTATUS_REDIS_URL": REDIS_URL,
@@ -461,24 +505,56 @@ async def scraped() -> AsyncIterator[dict[str, str]]:
             },
         ),
         await spawn(
-            "api", {**common, "MSGSTATUS_API_PORT": str(ports["api"]), "MSGSTATUS_API_KEYS": key}
+            "api",
+            {
+                **common,
+                "MSGSTATUS_API_PORT": str(ports["api"]),
+                "MSGSTATUS_API_KEYS": key,
+                "MSGSTATUS_NAMESPACE": f"t{tag}",
+            },
+        ),
+        await spawn(
+            "notifier",
+            {
+                **common,
+                "MSGSTATUS_GROUP_ID": f"test-deploy-notifier-{tag}",
+                "MSGSTATUS_NAMESPACE": f"t{tag}",
+                "MSGSTATUS_METRICS_PORT": str(ports["notifier"]),
+                "MSGSTATUS_SIGNING_SECRETS": new_secret(),
+                "MSGSTATUS_ALLOW_HOSTS": "127.0.0.1",  # the local receiver, plain http
+                "MSGSTATUS_POLL_TIMEOUT_MS": "50",
+            },
         ),
     ]
+    receiver = await Receiver().start()
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     try:
         async with aiohttp.ClientSession() as http:
             await poll(http, urls["ingest"] + "/readyz")
             await poll(http, urls["api"] + "/readyz")
             message_id = str(uuid.uuid4())
-            body = orjson.dumps(acceptance(message_id))
-            async with http.post(
-                urls["ingest"] + "/webhooks/events", data=body, headers=sign(secret, body)
-            ) as resp:
-                assert resp.status == 202
+            sent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+            event = acceptance(message_id, at=sent.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            event["webhook"] = {"url": receiver.url("/ok/deploy")}
+            delivered = (sent + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            for body in (
+                orjson.dumps(event),
+                orjson.dumps(receipt("DELIVERED", delivered, message_id=message_id)),
+            ):
+                async with http.post(
+                    urls["ingest"] + "/webhooks/events", data=body, headers=sign(secret, body)
+                ) as resp:
+                    assert resp.status == 202
             async with http.post(urls["ingest"] + "/webhooks/events", data=b"{}") as resp:
                 assert resp.status == 401
             # Readable through the api: the projector applied it and recorded its lag.
             await poll(http, f"{urls['api']}/api/messagestatus/{message_id}", {"X-Api-Key": key})
+            # Pushed: the notifier took the change in, claimed and delivered it.
+            deadline = time.monotonic() + 30
+            while not receiver.for_message(message_id, ok_only=True):
+                assert time.monotonic() < deadline, "the notifier delivered nothing"
+                assert procs[3].returncode is None, "the notifier stopped"
+                await asyncio.sleep(0.05)
             texts = {}
             for name, url in urls.items():
                 async with http.get(url + "/metrics") as resp:
@@ -491,6 +567,7 @@ async def scraped() -> AsyncIterator[dict[str, str]]:
                 proc.terminate()
         for proc in procs:
             await asyncio.wait_for(proc.wait(), 30)
+        await receiver.close()
 
 
 async def test_dashboard_and_alerts_use_only_metrics_the_services_serve(
@@ -499,6 +576,9 @@ async def test_dashboard_and_alerts_use_only_metrics_the_services_serve(
     """Every metric in a query is in a real service's /metrics, with the labels it matches on."""
     served = served_metrics(scraped)
     assert "msgstatus_projector_lag" in served  # the projector's own endpoint was scraped
+    # The notifier's endpoint was scraped after its delivery: the labelled series exist.
+    assert served["msgstatus_push_attempts_total"]["outcome"] == {"delivered"}
+    assert "endpoint" in served["msgstatus_push_queue_age_seconds"]
     problems = []
     used = set()
     for where, expr in queries():
@@ -529,4 +609,11 @@ async def test_dashboard_and_alerts_use_only_metrics_the_services_serve(
         "msgstatus_projector_failing",
         "msgstatus_http_request_duration_seconds_bucket",
         "msgstatus_events_dead_lettered_total",
+        "msgstatus_requests_shed_total",
+        "msgstatus_admission_limit",
+        "msgstatus_producer_replacements_total",
+        "msgstatus_push_attempts_total",
+        "msgstatus_push_queue_age_seconds",
+        "msgstatus_push_dead_letters_total",
+        "msgstatus_push_circuit_open",
     } <= used

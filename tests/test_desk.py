@@ -1,7 +1,8 @@
 """The support desk at /desk: its files and headers, and the page in a real headless Chromium.
 
 The browser cases run Debian's ``chromium`` through ``chromium-driver`` (selenium) against the
-real stack (ingest -> Kafka -> projector -> Redis -> read API). One browser session serves the
+real stack (ingest -> Kafka -> projector -> Redis -> read API; for the push delivery log also a
+real notifier delivering to a local receiver). One browser session serves the
 whole module. Selenium blocks, and the stack's servers run on this test's event loop, so every
 browser step runs in a worker thread (``asyncio.to_thread``). Each case leaves a screenshot in
 ``test-artefacts/desk/``.
@@ -34,11 +35,14 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.wait import WebDriverWait
 
+from notifier.runner import Notifier
+from notifier.settings import NotifierSettings
 from query_api.app import create_app as create_api
 from query_api.desk import SECURITY_HEADERS
 from query_api.settings import ApiSettings
-from tests.factories import acceptance, receipt
+from tests.factories import acceptance, new_secret, receipt
 from tests.support.ports import free_port
+from tests.support.receiver import Receiver
 from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -504,3 +508,104 @@ async def test_an_unreachable_api_is_reported(stack: Stack, browser: Chrome) -> 
         return text
 
     assert "network error" in await in_browser(steps)
+
+
+async def test_message_detail_shows_the_push_delivery_log(stack: Stack, browser: Chrome) -> None:
+    """A real notifier's attempts (503 then 200), a pending retry's next attempt, an empty log."""
+    namespace = f"desk{uuid.uuid4().hex[:8]}"  # this notifier's schedule is its own
+    receiver = await Receiver().start()
+    notifier = Notifier(
+        NotifierSettings(
+            **stack.common(),
+            group_id=f"desk-notifier-{namespace}",
+            namespace=namespace,
+            signing_secrets=[new_secret()],
+            allow_hosts=["127.0.0.1"],
+            retry_schedule_s=[0.2, 3600],
+            retry_jitter=0.0,
+            metrics_port=0,
+            poll_timeout_ms=50,
+            idle_poll_s=0.02,
+        )
+    )
+    task = asyncio.create_task(notifier.run())
+    settings = ApiSettings(
+        **stack.common(), api_keys=[stack.api_key], generation=stack.generation, namespace=namespace
+    )
+    runner = web.AppRunner(create_api(settings), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base = f"http://127.0.0.1:{port}"
+    t0 = base_time()
+    # flaky/1: 503 once, then 200; flaky/9: 503 twice, then waits an hour; none: no webhook.
+    ids = {path: str(uuid.uuid4()) for path in ("flaky/1", "flaky/9", "none")}
+    events: list[dict[str, Any]] = []
+    for path, message_id in ids.items():
+        event = acceptance(message_id, at=iso(t0))
+        if path != "none":
+            event["webhook"] = {"url": receiver.url(f"/{path}/desk")}
+        events += [
+            event,
+            receipt("DELIVERED", iso(t0 + timedelta(seconds=2)), message_id=message_id),
+        ]
+    try:
+        assert (await stack.post(events)).status == 202
+
+        async def logged(message_id: str, attempts: int) -> bool:
+            assert not task.done(), task
+            reply = await stack.http.get(
+                f"{base}/api/messagestatus/{message_id}/deliveries",
+                headers={"X-Api-Key": stack.api_key},
+            )
+            return len((await reply.json())["attempts"]) >= attempts
+
+        await stack.wait_for(lambda: logged(ids["flaky/1"], 2), what="two attempts")
+        await stack.wait_for(lambda: logged(ids["flaky/9"], 2), what="two failed attempts")
+        await stack.wait_for_status(ids["none"], "DELIVERED")
+
+        def steps() -> dict[str, tuple[str, list[list[str]], list[list[str]]]]:
+            seen = {}
+            open_desk(browser, base)
+            use_key(browser, stack.api_key)
+            for path, message_id in ids.items():
+                search(browser, message_id)
+                wait(browser).until(ec.text_to_be_present_in_element((By.ID, "count"), message_id))
+                wait(browser).until(lambda d: d.find_element(By.ID, "push-state").text != "")
+                state = str(browser.find_element(By.ID, "push-state").text)
+                endpoints = [
+                    cells(r)
+                    for r in browser.find_elements(By.CSS_SELECTOR, "#push-endpoints tbody tr")
+                ]
+                log = [
+                    cells(r) for r in browser.find_elements(By.CSS_SELECTOR, "#push-log tbody tr")
+                ]
+                seen[path] = (state, endpoints, log)
+                if path == "flaky/9":
+                    screenshot(browser, "push-deliveries")
+            check_clean(browser, base)
+            return seen
+
+        seen = await in_browser(steps)
+    finally:
+        notifier.stop()
+        await asyncio.wait_for(task, 30)
+        await runner.cleanup()
+        await receiver.close()
+    state, endpoints, log = seen["flaky/1"]
+    assert state == "1 endpoint, 2 attempts recorded."
+    assert [row[3] for row in log] == ["delivered", "retry"]  # newest first
+    assert [row[4] for row in log] == ["200", "503"]
+    assert {row[1] for row in log} == {"127.0.0.1"}
+    assert all(re.fullmatch(r"\d+ ms|\d+\.\d\d s", row[5]) for row in log), log
+    assert endpoints[0][1:4] == ["127.0.0.1", "delivered · the endpoint answered 2xx", "2"]
+    assert endpoints[0][4] == "—"
+    state, endpoints, log = seen["flaky/9"]
+    assert [row[3] for row in log] == ["retry", "retry"]
+    assert endpoints[0][2].startswith("pending")
+    next_at = datetime.strptime(endpoints[0][4], "%Y-%m-%d %H:%M:%S.%f UTC").replace(tzinfo=UTC)
+    assert timedelta(minutes=55) < next_at - datetime.now(UTC) < timedelta(minutes=61)
+    state, endpoints, log = seen["none"]
+    assert state.startswith("No push deliveries for this message")
+    assert endpoints == []
+    assert log == []

@@ -319,6 +319,62 @@ async function renderDetail(doc, history) {
   }));
 }
 
+// --- push deliveries (GET .../deliveries, docs/push.md) -----------------------------------
+
+const PUSH_STATE = {
+  pending: "waiting for its next attempt",
+  delivered: "the endpoint answered 2xx",
+  dead: "given up after the last attempt",
+  gone: "the endpoint answered 410 Gone and is disabled",
+};
+
+function msTime(tag, ms) {
+  return timeCell(tag, Number.isFinite(ms) ? new Date(ms).toISOString() : "");
+}
+
+function latency(ms) {
+  if (!Number.isFinite(ms)) return "";
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
+}
+
+function renderDeliveries(found) {
+  const endpoints = found.body?.endpoints || [];
+  const attempts = found.body?.attempts || [];
+  $("push-tables").hidden = !(endpoints.length || attempts.length);
+  if (found.error) {
+    $("push-state").textContent = `The delivery log could not be loaded (${explainShort(found.error)}).`;
+  } else if (!endpoints.length && !attempts.length) {
+    $("push-state").textContent = "No push deliveries for this message: its acceptance named " +
+      "no webhook and no subscription matches it, or its status has not changed since acceptance.";
+  } else {
+    const n = attempts.length;
+    $("push-state").textContent = `${endpoints.length} endpoint${endpoints.length === 1 ? "" : "s"}, ` +
+      `${n} attempt${n === 1 ? "" : "s"} recorded.`;
+  }
+  const hostOf = new Map();
+  for (const a of [...attempts].reverse()) hostOf.set(a.endpoint, a.host);
+  $("push-endpoints").tBodies[0].replaceChildren(...endpoints.map((e) => el("tr", {},
+    el("td", {}, el("code", { text: e.endpoint })),
+    el("td", { text: hostOf.get(e.endpoint) || "" }),
+    el("td", {}, el("span", { class: `outcome ${e.state}`, text: e.state }),
+      ` · ${PUSH_STATE[e.state] || ""}`),
+    el("td", { text: String(e.attempts ?? "") }),
+    e.state === "pending" && Number.isFinite(e.nextAttemptAt)
+      ? msTime("td", e.nextAttemptAt) : el("td", { text: "—" }))));
+  $("push-log").tBodies[0].replaceChildren(...attempts.map((a) => el("tr", {},
+    msTime("td", a.at),
+    el("td", { text: a.host || "" }),
+    el("td", {}, el("code", { text: a.endpoint })),
+    el("td", {}, el("span", { class: `outcome ${a.outcome}`, text: a.outcome })),
+    el("td", { text: a.httpStatus ? String(a.httpStatus) : "—" }),
+    el("td", { text: latency(a.latencyMs) }),
+    el("td", { text: a.error || "" }))));
+}
+
+function explainShort(error) {
+  return error instanceof Problem && error.status ? `HTTP ${error.status}` : "network error";
+}
+
 // --- the flow --------------------------------------------------------------------------
 
 function listPath(search) {
@@ -341,8 +397,11 @@ async function run(text) {
   try {
     if (search.kind === "id") {
       const path = `${API}/${encodeURIComponent(search.value)}`;
+      // A failing delivery log never hides the message: it is reported in its own section.
+      const pushed = api(`${path}/deliveries`).then((r) => ({ body: r.body }), (error) => ({ error }));
       const [doc, history] = await Promise.all([api(path), api(`${path}/history`)]);
       await renderDetail(doc.body, history.body);
+      renderDeliveries(await pushed);
       $("count").textContent = `Message ${search.value}: ${doc.body.message.status}.`;
       show("detail");
     } else {
