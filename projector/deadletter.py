@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from aiokafka.structs import ConsumerRecord
 
-from projector.store import Refusal
+from projector.report import Refusal
 from schemas.stored import HistoryEntry
 from schemas.timefmt import format_ms
 

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Gauge
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from tqdm import tqdm
 
 from projector import generations
 from projector.batch import process
 from projector.settings import ProjectorSettings
-from projector.store import ProjectionStore
+from projector.targets import Store, open_store
 from schemas import redis_client
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,12 @@ class Replay:
             target = old if self.in_place else generations.new_generation_id()
             if not self.in_place:
                 await generations.mark_building(redis, target, self.announce_ttl_s)
-            store = ProjectionStore.from_url(self.s.redis_url, target, self.s.retention_ms)
+            writer = SyncRedis.from_url(
+                self.s.redis_url, decode_responses=False, **redis_client.sync_options()
+            )
+            store = await open_store(
+                redis, writer, target, self.s.retention_ms, self.s.projection_buckets
+            )
             count = await self._read_to_end(consumer, redis, store, target)
             switched = False
             if not self.in_place:
@@ -149,7 +155,7 @@ class Replay:
         return starts, ends
 
     async def _read_to_end(
-        self, consumer: AIOKafkaConsumer, redis: Redis, store: ProjectionStore, target: str
+        self, consumer: AIOKafkaConsumer, redis: Redis, store: Store, target: str
     ) -> int:
         starts, ends = await self._positions(consumer)
         todo = {tp for tp in starts if starts[tp] < ends[tp]}

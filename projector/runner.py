@@ -25,7 +25,7 @@ from projector import generations
 from projector.batch import process, until_done
 from projector.positions import ResumeFromProjection
 from projector.settings import ProjectorSettings
-from projector.store import ProjectionStore
+from projector.targets import Store, open_store
 from schemas import redis_client
 from schemas.topics import ensure_topics
 
@@ -53,14 +53,14 @@ class Healer:
         self.recorded: set[tuple[str, int]] = set()  # (generation, partition) we wrote
         self._checked = time.monotonic()
 
-    async def after_batch(self, store: ProjectionStore, new_partitions: list[int]) -> None:
+    async def after_batch(self, store: Store, new_partitions: list[int]) -> None:
         """Heal partitions whose position was absent although this process had written it."""
         lost = [p for p in new_partitions if (store.generation, p) in self.recorded]
         self.recorded.update((store.generation, p) for p in new_partitions)
         if lost:
             await self._rebuild(store, lost)
 
-    async def check(self, store: ProjectionStore) -> None:
+    async def check(self, store: Store) -> None:
         """Every few seconds, look for recorded positions that vanished (idle partitions)."""
         if time.monotonic() - self._checked < self.CHECK_EVERY_S:
             return
@@ -73,7 +73,7 @@ class Healer:
             if lost:
                 await self._rebuild(store, lost)
 
-    async def _rebuild(self, store: ProjectionStore, lost: list[int]) -> None:
+    async def _rebuild(self, store: Store, lost: list[int]) -> None:
         log.warning("the projection lost partitions %s; rebuilding them from the log", lost)
         await until_done(
             functools.partial(store.forget_positions, self.topic, lost), self.retry_max_s
@@ -138,7 +138,7 @@ class Projector:
         resume: ResumeFromProjection,
     ) -> None:
         s = self.settings
-        stores: dict[str, ProjectionStore] = {}
+        stores: dict[str, Store] = {}
         healer = Healer(consumer, s.topic, s.redis_retry_max_s)
         served = ""
         commit: asyncio.Task[None] | None = None
@@ -161,7 +161,11 @@ class Projector:
             if names[0] != served:
                 served = names[0]
                 log.info("projecting into generation %s", served)
-            stores = {n: stores.get(n) or ProjectionStore(writer, n, s.retention_ms) for n in names}
+            stores = {
+                n: stores.get(n)
+                or await open_store(redis, writer, n, s.retention_ms, s.projection_buckets)
+                for n in names
+            }
             report = await process(
                 records,
                 [stores[n] for n in names],

@@ -16,7 +16,7 @@ from query_api import params
 from query_api.openapi import openapi_document
 from query_api.reader import Reader
 from query_api.settings import ApiSettings
-from schemas import keys, redis_client
+from schemas import redis_client
 from schemas.documents import render_history, render_list
 from schemas.problems import Problem, invalid
 
@@ -112,7 +112,7 @@ async def get_by_phone(request: web.Request) -> web.Response:
         phone = params.phone_number(request.match_info["phonenumber"])
     except params.BadParameter as exc:
         return _bad(request, exc)
-    return await _list(request, keys.phone_index_key(request.app[READER].generation, phone))
+    return await _list(request, request.app[READER].index_key("p", phone))
 
 
 async def get_by_reference(request: web.Request) -> web.Response:
@@ -127,7 +127,7 @@ async def get_by_reference(request: web.Request) -> web.Response:
         key = params.reference_key(raw)
     except params.BadParameter as exc:
         return _bad(request, exc)
-    return await _list(request, keys.reference_index_key(request.app[READER].generation, key))
+    return await _list(request, request.app[READER].index_key("r", key))
 
 
 async def get_openapi(_request: web.Request) -> web.Response:
@@ -144,7 +144,13 @@ async def _reader_ctx(app: web.Application) -> AsyncIterator[None]:
         **redis_client.async_options(),
     )
     redis = Redis(connection_pool=pool, decode_responses=False)
-    reader = Reader(redis, settings.retention_ms, settings.generation_poll_s, settings.generation)
+    reader = Reader(
+        redis,
+        settings.retention_ms,
+        settings.generation_poll_s,
+        settings.generation,
+        settings.per_slot_lists,
+    )
     app[READER] = reader
     await reader.start()
     yield

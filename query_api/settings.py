@@ -24,3 +24,7 @@ class ApiSettings(CommonSettings):
     generation_poll_s: float = Field(default=1.0, gt=0)
     generation: str = Field(default="", description="serve this generation; empty: follow")
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    per_slot_lists: bool = Field(
+        default=False,
+        description="list pages without the single-node script (Redis Cluster); see docs",
+    )
