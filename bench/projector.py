@@ -26,6 +26,7 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from typing import cast
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -45,7 +46,7 @@ from bench.events import Message, document_of, make_messages, records
 from bench.redisutil import client, drop_generation
 from projector.replay import Replay
 from projector.settings import ProjectorSettings
-from schemas import keys
+from schemas import layout
 from schemas.events import record_key
 from schemas.topics import ensure_topics
 
@@ -114,12 +115,15 @@ async def committed_total(kafka: str, group: str) -> int:
 def check_generation(redis_url: str, generation: str, messages: Sequence[Message]) -> None:
     """Every message must be in the generation; a sample must read DELIVERED."""
     conn = client(redis_url)
-    found = sum(1 for _ in conn.scan_iter(match=f"msgstatus:{generation}:msg:*", count=2000))
+    lay = layout.Layout(
+        generation, int(cast(bytes, conn.hget(layout.meta_key(generation), "buckets")))
+    )
+    found = sum(int(cast(int, conn.hlen(k))) for k in lay.all_message_keys())
     if found != len(messages):
         raise BenchError(f"generation {generation}: {found} messages, wanted {len(messages)}")
     for msg in messages[:: max(1, len(messages) // 20)]:
-        raw = conn.get(keys.message_key(generation, msg.message_id))
-        if raw is None or b'"status":"DELIVERED"' not in document_of(raw):  # type: ignore[arg-type]
+        raw = cast(bytes | None, conn.hget(lay.message_key(msg.message_id), msg.message_id))
+        if raw is None or b'"status":"DELIVERED"' not in document_of(msg.message_id, raw):
             raise BenchError(f"message {msg.message_id} is not DELIVERED in {generation}")
 
 

@@ -21,10 +21,11 @@ from prometheus_client import Gauge, start_http_server
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from projector import generations
+from projector import generations, sweep
 from projector.batch import process, until_done
 from projector.positions import ResumeFromProjection
 from projector.settings import ProjectorSettings
+from projector.store import ProjectionStore
 from projector.targets import Store, open_store
 from schemas import redis_client
 from schemas.topics import ensure_topics
@@ -88,6 +89,7 @@ class Projector:
     def __init__(self, settings: ProjectorSettings) -> None:
         self.settings = settings
         self._stop = asyncio.Event()
+        self._next_sweep = 0.0
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit and leave the group."""
@@ -150,6 +152,7 @@ class Projector:
                 raise resume.fatal
             if served:
                 await healer.check(stores[served])
+                await self._sweep(stores[served])
             records = [r for rs in batch.values() for r in rs]
             if not records:
                 continue
@@ -182,6 +185,21 @@ class Projector:
             self._record_lag(consumer, offsets)
             await healer.after_batch(stores[served], report.new_partitions)
         await self._settle(commit)
+
+    async def _sweep(self, store: Store) -> None:
+        """Every ``sweep_every_s``, sweep the next buckets of the served generation (format 2)."""
+        s = self.settings
+        now = time.monotonic()
+        if not isinstance(store, ProjectionStore) or now < self._next_sweep:
+            return
+        self._next_sweep = now + s.sweep_every_s
+        step = sweep.buckets_per_step(store.layout.buckets, s.sweep_every_s, s.sweep_cycle_s)
+        removed = await until_done(
+            lambda: asyncio.to_thread(sweep.sweep_step, store, step, int(time.time() * 1000)),
+            s.redis_retry_max_s,
+        )
+        if removed:
+            log.info("swept %d expired messages", removed)
 
     @staticmethod
     async def _settle(commit: asyncio.Task[None] | None) -> None:

@@ -8,7 +8,8 @@ single-tenant deployments; room for access scopes, docs/design.md §8):
 ``msgstatus:<g>:sweep``                      STRING the expiry sweep's bucket counter
 ``msgstatus:<g>:<t>:m:{<t>:<bucket>}``       HASH message id -> packed value (schemas.packed)
 ``msgstatus:<g>:<t>:pm:{<t>:q<bucket>}``     HASH ``<name>|<provider id>`` -> entries
-``msgstatus:<g>:<t>:pk:{<t>:<name>|<id>}``   HASH event id -> record JSON (parked receipts)
+``msgstatus:<g>:<t>:pk:{<t>:q<bucket>}:<name>|<id>``  HASH event id -> record JSON (parked
+                                              receipts; in the slot of their provider bucket)
 ``msgstatus:<g>:<t>:p:{<t>:<phone>}``        ZSET message id, scored by send time (ms)
 ``msgstatus:<g>:<t>:r:{<t>:<reference>}``    ZSET message id, scored by send time (ms)
 
@@ -89,14 +90,17 @@ class Layout:
         """HASH bucket holding ``message_id``'s packed value."""
         return f"{self.message_prefix}{message_bucket(message_id, self.buckets)}}}"
 
+    def _provider_tag(self, field: str) -> str:
+        return f"{{{escape(self.tenant)}:q{text_bucket(field, self.buckets)}}}"
+
     def provider_key(self, field: str) -> str:
         """HASH bucket holding a provider field (:func:`provider_field`)."""
-        t = escape(self.tenant)
-        return f"{self.base}pm:{{{t}:q{text_bucket(field, self.buckets)}}}"
+        return f"{self.base}pm:{self._provider_tag(field)}"
 
     def parked_key(self, field: str) -> str:
-        """HASH event id -> record JSON: receipts waiting for their acceptance (with a TTL)."""
-        return f"{self.base}pk:{{{escape(self.tenant)}:{field}}}"
+        """HASH event id -> record JSON: receipts waiting for their acceptance (with a TTL),
+        in the slot of the provider bucket (the scripts touch both)."""
+        return f"{self.base}pk:{self._provider_tag(field)}:{field}"
 
     def phone_index_key(self, phone: str) -> str:
         """ZSET: message ids sent to an E.164 number, scored by send time (epoch ms)."""

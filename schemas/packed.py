@@ -10,9 +10,10 @@ the variable pieces of the read API's ``{"message": ...}`` document; :data:`TEMP
 them back together with the message id (a ``%s`` format, so Python's ``bytes %`` and Lua's
 ``string.format`` render it alike), which keeps about 200 bytes of field names out of every
 message. They are empty while the message has not been accepted (the API answers 404).
-The state is what the fold needs beyond the document: ``[first seen ms, send ms - first
-seen | null, phone | null, entry...]``, each entry ``[event key, status code, occurred ms -
-first seen, provider status, code, message]`` with trailing nulls left out.
+The state is what the fold needs beyond the document: ``[send ms, first seen ms - send ms,
+phone, entry...]`` once accepted, ``[first seen ms, null, entry...]`` before; each entry is
+``[event key, status code, occurred ms - the first number, provider status, code,
+message]`` with trailing nulls left out.
 """
 
 from __future__ import annotations
@@ -82,11 +83,11 @@ def render(message_id: str, parts: bytes) -> bytes:
 
 def encode(state: MessageState, document: bytes, expire_ms: int) -> bytes:
     """The stored value: expiry, document parts (:func:`document_parts`), compact state."""
-    base = state.first_seen_ms
     acc = state.acceptance
-    head: list[Any] = (
-        [base, None, None] if acc is None else [base, acc.occurred_ms - base, acc.phone]
-    )
+    base = state.first_seen_ms if acc is None else acc.occurred_ms
+    head: list[Any] = [base, None]
+    if acc is not None:
+        head = [base, state.first_seen_ms - base, acc.phone]
     for e in state.entries:
         row: list[Any] = [
             e.event_key,
@@ -141,8 +142,10 @@ def decode(raw: bytes) -> MessageState:
     try:
         _, parts, state_json = split(raw)
         head = orjson.loads(state_json)
-        base, acc_delta, phone = head[0], head[1], head[2]
-        acc = _acceptance(parts, base + acc_delta, phone) if parts else None
+        base = head[0]
+        accepted = head[1] is not None
+        acc = _acceptance(parts, base, head[2]) if accepted else None
+        first_seen = base + head[1] if accepted else base
         entries = tuple(
             HistoryEntry(
                 status=STATUS_BY_CODE[row[1]],
@@ -152,9 +155,11 @@ def decode(raw: bytes) -> MessageState:
                 provider_message=row[5] if len(row) > 5 else None,
                 event_key=row[0],
             )
-            for row in head[3:]
+            for row in head[3 if accepted else 2 :]
         )
-        return MessageState(acc, entries, base)
+        if accepted != bool(parts):
+            raise ValueError("document and state disagree on the acceptance")
+        return MessageState(acc, entries, first_seen)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"corrupt message state: {exc}") from exc
 

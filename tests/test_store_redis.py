@@ -18,8 +18,9 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from projector.store import ProjectionStore
-from schemas import keys
+from schemas import keys, packed
 from schemas.events import EventRecord, ProviderInfo
+from schemas.layout import Layout, provider_field
 from schemas.status import Channel, Status
 from tests.factories import record
 
@@ -39,6 +40,12 @@ async def redis() -> AsyncIterator[Redis]:
     client = Redis.from_url(REDIS_URL, decode_responses=False)
     yield client
     await client.aclose()
+
+
+async def stored(redis: Redis, generation: str, message_id: str) -> bytes | None:
+    """The stored value of a message of a format-2 generation with the default buckets."""
+    key = Layout(generation).message_key(message_id)
+    return cast(bytes | None, await redis.hget(key, message_id))
 
 
 async def snapshot(redis: Redis, generation: str) -> dict[str, object]:
@@ -110,9 +117,9 @@ async def test_projection_survives_a_flushed_script_cache(redis: Redis) -> None:
     await store.apply([record(Status.PROVIDER_ACCEPTANCE, NOW - 5000, message_id=mid)])
     await redis.script_flush()
     await store.apply([record(Status.DELIVERED, NOW - 1000, message_id=mid)])
-    raw = await redis.get(keys.message_key(gen, mid))
+    raw = await stored(redis, gen, mid)
     assert raw is not None
-    assert b'"status":"DELIVERED"' in raw
+    assert packed.status_of(raw) is Status.DELIVERED
 
 
 async def test_concurrent_writers_of_one_message_never_lose_an_event(redis: Redis) -> None:
@@ -125,20 +132,20 @@ async def test_concurrent_writers_of_one_message_never_lose_an_event(redis: Redi
     ]
     stores = [ProjectionStore(writer(), gen, 90 * DAY) for _ in range(3)]
     await asyncio.gather(*(stores[i % 3].apply([e]) for i, e in enumerate(events)))
-    raw = cast(bytes | None, await redis.get(keys.message_key(gen, mid)))
+    raw = await stored(redis, gen, mid)
     assert raw is not None
     assert raw.count(b'",1,') == 30  # every SENT entry (status code 1) is in the state
 
 
 def test_keys_written_together_share_one_hash_slot() -> None:
     """Each script call touches one Redis Cluster slot, whatever the caller's ids contain."""
+    layout = Layout("t1", 97)
     for name, pid in [("twilio", "SM1"), ("a{b}", "c}{d"), ("x:y", "*"), ("", "{}")]:
-        assert key_slot(keys.provider_map_key("0", name, pid).encode()) == key_slot(
-            keys.parked_key("0", name, pid).encode()
+        field = provider_field(name, pid)
+        assert key_slot(layout.provider_key(field).encode()) == key_slot(
+            layout.parked_key(field).encode()
         )
-    assert keys.provider_map_key("0", "Twilio", "SM1") == keys.provider_map_key(
-        "0", "twilio", "SM1"
-    )
+    assert provider_field("Twilio", "SM1") == provider_field("twilio", "SM1")
 
 
 async def test_messages_older_than_the_retention_are_not_kept(redis: Redis) -> None:
@@ -157,10 +164,13 @@ async def test_messages_older_than_the_retention_are_not_kept(redis: Redis) -> N
             record(Status.PROVIDER_ACCEPTANCE, NOW - 1000, message_id=fresh, received_ms=NOW),
         ]
     )
-    assert await redis.exists(keys.message_key(gen, old)) == 0
-    ttl_ms = await redis.pttl(keys.message_key(gen, fresh))
-    assert 89 * DAY < ttl_ms <= 90 * DAY
-    assert 89 * DAY < await redis.pttl(keys.phone_index_key(gen, "+1234567890")) <= 90 * DAY
+    assert await stored(redis, gen, old) is None
+    raw = await stored(redis, gen, fresh)
+    assert raw is not None
+    assert 89 * DAY < packed.expiry_of(raw) - int(time.time() * 1000) <= 90 * DAY
+    index = Layout(gen).phone_index_key("+1234567890")
+    assert await redis.zscore(index, old) is None
+    assert await redis.zscore(index, fresh) is not None
 
 
 async def test_receipt_by_provider_id_is_parked_then_drained_exactly_once(redis: Redis) -> None:
@@ -178,7 +188,8 @@ async def test_receipt_by_provider_id_is_parked_then_drained_exactly_once(redis:
     report = await store.apply([early])
     assert report.parked == 1
     await store.apply([record(Status.PROVIDER_ACCEPTANCE, NOW - 5000, message_id=mid)])
-    raw = await redis.get(keys.message_key(gen, mid))
+    raw = await stored(redis, gen, mid)
     assert raw is not None
-    assert b'"status":"DELIVERED"' in raw
-    assert await redis.exists(keys.parked_key(gen, "P1", "pid-1")) == 0
+    assert packed.status_of(raw) is Status.DELIVERED
+    parked = Layout(gen).parked_key(provider_field("P1", "pid-1"))
+    assert await redis.exists(parked) == 0
