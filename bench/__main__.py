@@ -25,6 +25,7 @@ from bench import BENCHMARKS
 from bench.common import (
     ROOT,
     BenchError,
+    Child,
     Ctx,
     Row,
     machine_facts,
@@ -79,6 +80,7 @@ class Infra:
         self.ctx = ctx
         self.allow_start = allow_start
         self.kafka_started: dict[str, str] | None = None
+        self.redis_child: Child | None = None
 
     def up(self) -> None:
         """Make sure both answer."""
@@ -91,6 +93,9 @@ class Infra:
             argv = ["redis-server", "--port", str(port), "--bind", host]
             argv += ["--save", "", "--appendonly", "no"]
             child = ctx.procs.start("redis-server", argv)
+            # Kept out of the per-benchmark clean-up (stop_all), stopped by down() instead.
+            ctx.procs.children.remove(child)
+            self.redis_child = child
             wait_until(lambda: port_open(host, port), 20, "redis-server")
             ctx.procs.check_alive(child)
         client(ctx.redis_url).ping()
@@ -121,6 +126,9 @@ class Infra:
 
     def down(self) -> None:
         """Stop what :meth:`up` started (Redis is a child of this run; Kafka via its script)."""
+        if self.redis_child is not None:
+            self.ctx.procs.stop(self.redis_child)
+            self.redis_child = None
         if self.kafka_started is not None:
             self.ctx.log("stopping the Kafka this run started")
             self._kafka("stop", self.kafka_started, 90)

@@ -28,7 +28,7 @@ from projector.errors import WriteConflict
 from projector.logdecode import Event
 from projector.report import ApplyReport, Refusal
 from schemas import redis_client
-from schemas.layout import Layout
+from schemas.layout import FORMAT, Layout, meta_key
 from schemas.status import Status
 from schemas.stored import HistoryEntry
 
@@ -159,7 +159,17 @@ class ProjectionStore:
         if not positions:
             return []
         cmd = checkpoint.record_command(self.io, self.layout.positions_key, positions)
-        return checkpoint.new_partitions(self.io.execute([cmd])[0])
+        # The meta record again (idempotent): a Redis that lost its data gets it back with
+        # the rebuild, so readers find the bucket count.
+        meta = meta_key(self.generation)
+        replies = self.io.execute(
+            [
+                cmd,
+                ("HSETNX", meta, "format", FORMAT),
+                ("HSETNX", meta, "buckets", self.layout.buckets),
+            ]
+        )
+        return checkpoint.new_partitions(replies[0])
 
     async def missing_positions(self, topic: str, partitions: Sequence[int]) -> list[int]:
         """The partitions among ``partitions`` that have no recorded position."""

@@ -49,10 +49,13 @@ async def stored(redis: Redis, generation: str, message_id: str) -> bytes | None
 
 
 async def snapshot(redis: Redis, generation: str) -> dict[str, object]:
-    """Every key of a generation with its value (strings, zsets, hashes), generation-neutral."""
+    """Every key of a generation with its value (strings, zsets, hashes), generation-neutral
+    (the expiry sweep's counter left out)."""
     out: dict[str, object] = {}
     async for key in redis.scan_iter(match=keys.generation_pattern(generation), count=1000):
         name = key.decode().replace(f":{generation}:", ":G:", 1)
+        if key.decode() == Layout(generation).sweep_key:
+            continue  # the expiry sweep's own counter, not projection content
         kind = cast(bytes, await redis.type(key)).decode()
         if kind == "string":
             out[name] = await redis.get(key)
