@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass
 
 from schemas.keys import PREFIX, escape
 
@@ -67,31 +66,41 @@ def provider_field(name: str, provider_id: str) -> str:
     return f"{escape(name.lower())}|{escape(provider_id)}"
 
 
-@dataclass(frozen=True, slots=True)
 class Layout:
-    """The key names of one generation and tenant of format 2."""
+    """The key names of one generation and tenant of format 2 (prefixes computed once: key
+    names are built on the projector's hot path)."""
 
-    generation: str
-    buckets: int = DEFAULT_BUCKETS
-    tenant: str = DEFAULT_TENANT
+    __slots__ = ("_tag", "base", "buckets", "generation", "message_prefix", "tenant")
 
-    @property
-    def base(self) -> str:
+    def __init__(
+        self, generation: str, buckets: int = DEFAULT_BUCKETS, tenant: str = DEFAULT_TENANT
+    ) -> None:
+        self.generation = generation
+        self.buckets = buckets
+        self.tenant = tenant
+        t = escape(tenant)
+        self._tag = t
+        self.base = f"{PREFIX}:{generation}:{t}:"
         """Prefix of the tenant's keys: ``msgstatus:<g>:<t>:``."""
-        return f"{PREFIX}:{self.generation}:{escape(self.tenant)}:"
-
-    @property
-    def message_prefix(self) -> str:
+        self.message_prefix = f"{self.base}m:{{{t}:"
         """A message bucket key without its bucket number and closing brace (list script)."""
-        t = escape(self.tenant)
-        return f"{self.base}m:{{{t}:"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Layout) and (self.generation, self.buckets, self.tenant) == (
+            other.generation,
+            other.buckets,
+            other.tenant,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.generation, self.buckets, self.tenant))
 
     def message_key(self, message_id: str) -> str:
         """HASH bucket holding ``message_id``'s packed value."""
         return f"{self.message_prefix}{message_bucket(message_id, self.buckets)}}}"
 
     def _provider_tag(self, field: str) -> str:
-        return f"{{{escape(self.tenant)}:q{text_bucket(field, self.buckets)}}}"
+        return f"{{{self._tag}:q{text_bucket(field, self.buckets)}}}"
 
     def provider_key(self, field: str) -> str:
         """HASH bucket holding a provider field (:func:`provider_field`)."""
@@ -104,11 +113,11 @@ class Layout:
 
     def phone_index_key(self, phone: str) -> str:
         """ZSET: message ids sent to an E.164 number, scored by send time (epoch ms)."""
-        return f"{self.base}p:{{{escape(self.tenant)}:{escape(phone)}}}"
+        return f"{self.base}p:{{{self._tag}:{escape(phone)}}}"
 
     def reference_index_key(self, reference_key: str) -> str:
         """ZSET: message ids sent under a reference key, scored by send time (epoch ms)."""
-        return f"{self.base}r:{{{escape(self.tenant)}:{escape(reference_key)}}}"
+        return f"{self.base}r:{{{self._tag}:{escape(reference_key)}}}"
 
     def index_key(self, kind: str, value: str) -> str:
         """The phone (``p``) or reference (``r``) index key of ``value``."""
