@@ -72,24 +72,21 @@ local function bucket(id)
   if x < 0 then x = x + 4294967296 end
   return x % buckets
 end
+-- One pattern match takes the expiry and all document parts (no loop over the parts).
+local PARTS = '^(%d+)' .. RS .. string.rep('([^' .. US .. RS .. ']*)' .. US, """
+    + str(packed.PARTS - 1)
+    + """)
+              .. '([^' .. RS .. ']*)' .. RS
+local function render(id, _, ...)
+  return string.format(TEMPLATE, id, ...)
+end
 -- The document of a stored value: '' while unaccepted, nil when absent or expired.
 local function document(id, raw)
   if not raw then return nil end
-  local a = string.find(raw, RS, 1, true)
-  if tonumber(string.sub(raw, 1, a - 1)) <= now then return nil end
-  local b = string.find(raw, RS, a + 1, true)
-  if b == a + 1 then return '' end
-  local parts, at = {id}, a + 1
-  while true do
-    local c = string.find(raw, US, at, true)
-    if not c or c > b then
-      parts[#parts + 1] = string.sub(raw, at, b - 1)
-      break
-    end
-    parts[#parts + 1] = string.sub(raw, at, c - 1)
-    at = c + 1
-  end
-  return string.format(TEMPLATE, unpack(parts))
+  local expiry = string.match(raw, '^%d+')
+  if tonumber(expiry) <= now then return nil end
+  if string.sub(raw, #expiry + 2, #expiry + 2) == RS then return '' end
+  return render(id, string.match(raw, PARTS))
 end
 local count = tonumber(ARGV[2])
 local cursor_score = ARGV[4] ~= '' and tonumber(ARGV[4]) or nil
