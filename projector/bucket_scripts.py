@@ -101,6 +101,14 @@ end
 return out
 """
 
+CLAIM = """
+-- KEYS[1] the generation's meta HASH. ARGV[1] buckets to claim. Advances the sweep counter
+-- (field 'sweep') and returns its new value; nil once the generation is gone (deleted after
+-- a replay switched away from it), so a late sweep never re-creates any of its keys.
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('HINCRBY', KEYS[1], 'sweep', ARGV[1])
+"""
+
 POSITIONS = """
 -- KEYS[1] the generation's positions HASH ('<topic>:<partition>' -> next offset).
 -- ARGV: field, offset, ... Keeps the greater offset; returns the fields that had none yet.
@@ -115,5 +123,12 @@ end
 return absent
 """
 
-ALL = {"cas": CAS, "park": PARK, "register": REGISTER, "forget": FORGET, "sweep": SWEEP,
-       "positions": POSITIONS}  # fmt: skip
+ALL = {
+    "cas": CAS,
+    "park": PARK,
+    "register": REGISTER,
+    "forget": FORGET,
+    "sweep": SWEEP,
+    "claim": CLAIM,
+    "positions": POSITIONS,
+}

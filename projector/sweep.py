@@ -16,6 +16,7 @@ from typing import Any
 from projector import indexes, parking
 from projector.store import ProjectionStore
 from schemas import packed
+from schemas.layout import meta_key
 
 
 def buckets_per_step(buckets: int, every_s: float, cycle_s: float) -> int:
@@ -26,7 +27,10 @@ def buckets_per_step(buckets: int, every_s: float, cycle_s: float) -> int:
 def sweep_step(store: ProjectionStore, per_step: int, now_ms: int) -> int:
     """Sweep the next ``per_step`` buckets of ``store``'s generation; returns messages removed."""
     layout, io = store.layout, store.io
-    end = int(store.redis.incrby(layout.sweep_key, per_step))
+    claimed = io.execute([io.evalsha("claim", [meta_key(layout.generation)], [per_step])])[0]
+    if claimed is None:
+        return 0  # the generation was deleted
+    end = int(claimed)
     numbers = sorted({b % layout.buckets for b in range(end - per_step, end)})
     keys_ = [f"{layout.message_prefix}{b}}}" for b in numbers]
     replies = io.execute([io.evalsha("sweep", [k], [now_ms]) for k in keys_])

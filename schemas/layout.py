@@ -3,9 +3,9 @@
 A generation (``msgstatus:<generation>:``) holds, per tenant ``<t>`` (``DEFAULT_TENANT`` for
 single-tenant deployments; room for access scopes, docs/design.md §8):
 
-``msgstatus:<g>:meta``                       HASH ``format`` -> 2, ``buckets`` -> N
+``msgstatus:<g>:meta``                       HASH ``format`` -> 2, ``buckets`` -> N, ``sweep``
+                                             -> the expiry sweep's bucket counter
 ``msgstatus:<g>:pos``                        HASH ``<topic>:<partition>`` -> next offset
-``msgstatus:<g>:sweep``                      STRING the expiry sweep's bucket counter
 ``msgstatus:<g>:<t>:m:{<t>:<bucket>}``       HASH message id -> packed value (schemas.packed)
 ``msgstatus:<g>:<t>:pm:{<t>:q<bucket>}``     HASH ``<name>|<provider id>`` -> entries
 ``msgstatus:<g>:<t>:pk:{<t>:q<bucket>}:<name>|<id>``  HASH event id -> record JSON (parked
@@ -127,11 +127,6 @@ class Layout:
     def positions_key(self) -> str:
         """HASH ``<topic>:<partition>`` -> next offset: how far the generation reflects the log."""
         return f"{PREFIX}:{self.generation}:pos"
-
-    @property
-    def sweep_key(self) -> str:
-        """STRING: a counter the expiry sweep claims bucket ranges with (projector.sweep)."""
-        return f"{PREFIX}:{self.generation}:sweep"
 
     def all_message_keys(self) -> list[str]:
         """Every message bucket key (sweeps, benchmarks)."""

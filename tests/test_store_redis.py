@@ -20,7 +20,7 @@ from redis.crc import key_slot
 from projector.store import ProjectionStore
 from schemas import keys, packed
 from schemas.events import EventRecord, ProviderInfo
-from schemas.layout import Layout, provider_field
+from schemas.layout import Layout, meta_key, provider_field
 from schemas.status import Channel, Status
 from tests.factories import record
 
@@ -54,15 +54,16 @@ async def snapshot(redis: Redis, generation: str) -> dict[str, object]:
     out: dict[str, object] = {}
     async for key in redis.scan_iter(match=keys.generation_pattern(generation), count=1000):
         name = key.decode().replace(f":{generation}:", ":G:", 1)
-        if key.decode() == Layout(generation).sweep_key:
-            continue  # the expiry sweep's own counter, not projection content
         kind = cast(bytes, await redis.type(key)).decode()
         if kind == "string":
             out[name] = await redis.get(key)
         elif kind == "zset":
             out[name] = await redis.zrange(key, 0, -1, withscores=True)
         elif kind == "hash":
-            out[name] = await redis.hgetall(key)
+            fields = await redis.hgetall(key)
+            if key.decode() == meta_key(generation):
+                fields.pop(b"sweep", None)  # the expiry sweep's own counter, not content
+            out[name] = fields
     return out
 
 
