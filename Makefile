@@ -5,6 +5,7 @@
 #   make run         venv + infra + the three services in the foreground; Ctrl-C stops all
 #   make check       ruff lint, ruff format --check, mypy --strict
 #   make test        check, then pytest against a real Kafka and Redis (started and stopped here)
+#                    and the support desk in Debian's chromium (installed when run as root)
 #   make bench       python -m bench (its own Kafka and Redis on 39092/6381; docs/benchmarks.md)
 
 PY ?= python3
@@ -56,6 +57,7 @@ check: venv
 # pytest's own exit code is kept (5 = no tests collected is a failure too);
 # the infrastructure this target started is stopped in every case, Ctrl-C included.
 test: venv check
+	bash .ci/browser.sh
 	@set +e; \
 	export MSGSTATUS_INFRA_STATE=$(TEST_STATE); \
 	trap 'bash .ci/infra.sh down; exit 130' INT TERM; \

@@ -253,8 +253,14 @@ render_config() {
 format_storage() {
   [[ -f $DATA_DIR/meta.properties ]] && return 0
   local cid
-  cid=$("$(python_bin)" -c \
-    'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  # Like Kafka's own Uuid.randomUuid: never a leading "-", which the tool's argument parser
+  # would take for an option (1 format in 64 failed with "--cluster-id: expected one argument").
+  cid=$("$(python_bin)" -c '
+import base64, uuid
+cid = "-"
+while cid.startswith("-"):
+    cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+print(cid)')
   # Static voters (controller.quorum.voters) => no --standalone.
   if ! java -Xmx256m "-Dlog4j2.configurationFile=$CONF/log4j2.properties" -cp "$LIBS/*" \
     kafka.tools.StorageTool format -t "$cid" -c "$PROPS" >"$KAFKA_DIR/format.log" 2>&1 </dev/null; then

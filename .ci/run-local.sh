@@ -8,6 +8,8 @@
 # Reads MSGSTATUS_* from the environment. Generates, when unset:
 #   MSGSTATUS_API_KEYS        dev-<32 hex>
 #   MSGSTATUS_WEBHOOK_SECRET  whsec_<base64 of 24 random bytes>
+# Only values generated here are printed; values the user set are shown as $MSGSTATUS_...
+# placeholders, so a banner pasted into a ticket or a CI log never carries a real secret.
 # MSGSTATUS_KEEP_INFRA=1 skips `infra.sh down` on exit.
 set -euo pipefail
 
@@ -76,34 +78,40 @@ trap cleanup EXIT
   exit 1
 }
 
+# SHOWN_*: what the banner prints, the value itself only when generated here.
+SHOWN_KEYS='$MSGSTATUS_API_KEYS'
+SHOWN_API_KEY='${MSGSTATUS_API_KEYS%%,*}'
+SHOWN_SECRET='$MSGSTATUS_WEBHOOK_SECRET'
 if [[ -z ${MSGSTATUS_API_KEYS:-} ]]; then
   MSGSTATUS_API_KEYS=dev-$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
   export MSGSTATUS_API_KEYS
+  SHOWN_KEYS=$MSGSTATUS_API_KEYS
+  SHOWN_API_KEY=$MSGSTATUS_API_KEYS
 fi
 if [[ -z ${MSGSTATUS_WEBHOOK_SECRET:-} ]]; then
   MSGSTATUS_WEBHOOK_SECRET=whsec_$("$VENV/bin/python" -c \
     'import base64, secrets; print(base64.b64encode(secrets.token_bytes(24)).decode())')
   export MSGSTATUS_WEBHOOK_SECRET
+  SHOWN_SECRET=$MSGSTATUS_WEBHOOK_SECRET
 fi
-API_KEY=${MSGSTATUS_API_KEYS%%,*}
 MSG_ID=011d9d6e-b5b9-4cb9-be13-2bc336a923ce
 
 cat >&2 <<EOF
 
 ================================================================================
  msgstatus (local)   Kafka $MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS   Redis $MSGSTATUS_REDIS_URL
-   MSGSTATUS_API_KEYS=$MSGSTATUS_API_KEYS
-   MSGSTATUS_WEBHOOK_SECRET=$MSGSTATUS_WEBHOOK_SECRET
+   MSGSTATUS_API_KEYS=$SHOWN_KEYS
+   MSGSTATUS_WEBHOOK_SECRET=$SHOWN_SECRET
    ingest $INGEST_URL   api $API_URL   (Ctrl-C stops everything)
 
  In another terminal, post the seed example (signed per Standard Webhooks) and read it back:
-export MSGSTATUS_WEBHOOK_SECRET='$MSGSTATUS_WEBHOOK_SECRET'
+export MSGSTATUS_WEBHOOK_SECRET="$SHOWN_SECRET"
 docs/examples/post-webhook.sh docs/examples/seed-events.json $INGEST_URL/webhooks/events
 
  Read it back (by id, by phone number, by reference key):
-curl -sS -H 'X-Api-Key: $API_KEY' $API_URL/api/messagestatus/$MSG_ID
-curl -sS -H 'X-Api-Key: $API_KEY' '$API_URL/api/messagestatus/phonenumber/%2B1234567890?count=1'
-curl -sS -H 'X-Api-Key: $API_KEY' '$API_URL/api/messagestatus/reference/EXT_KEY?count=2'
+curl -sS -H "X-Api-Key: $SHOWN_API_KEY" $API_URL/api/messagestatus/$MSG_ID
+curl -sS -H "X-Api-Key: $SHOWN_API_KEY" '$API_URL/api/messagestatus/phonenumber/%2B1234567890?count=1'
+curl -sS -H "X-Api-Key: $SHOWN_API_KEY" '$API_URL/api/messagestatus/reference/EXT_KEY?count=2'
 ================================================================================
 
 EOF

@@ -1,4 +1,4 @@
-"""A minimal Faust table projection: the reference the SPEC's projector target is a ratio to.
+"""A minimal Faust table projection: a reference of the projector target (docs/design.md §7).
 
 Run by the Python of a separate virtualenv that has ``faust-streaming`` (it is not a
 dependency of msgstatus, and this file imports nothing of msgstatus or of the benchmarks)::

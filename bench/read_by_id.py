@@ -1,4 +1,4 @@
-"""GET by id: ``msgstatus api`` against the one-Redis-GET reference (SPEC section 7).
+"""GET by id: ``msgstatus api`` against the one-Redis-GET reference (docs/design.md §7).
 
 Measures requests/s and p99 latency of ``GET /api/messagestatus/{messageid}`` on the real
 read API (one process, WARNING log level, so no access-log lines are written) and of

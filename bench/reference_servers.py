@@ -1,4 +1,4 @@
-"""Reference servers the SPEC section 7 targets are ratios to; each runs as one process.
+"""Reference servers the targets of docs/design.md §7 are ratios to; each runs as one process.
 
 ``redis-get``: an aiohttp app whose handler does one Redis GET of a pre-serialised document
 (key ``<key-prefix><id>``) and returns it as ``application/json`` (404 when absent), with

@@ -5,79 +5,80 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import orjson
 from aiohttp import web
 
+from ingest.admission import Admission
 from ingest.canonical import parse_body
-from ingest.errors import InvalidBody, Unauthenticated
+from ingest.errors import BodyTimeout, InvalidBody, Unauthenticated
 from ingest.http import (
+    ADMISSION,
     PUBLISHER,
     SETTINGS,
-    BodyTimeout,
-    accepted_response,
+    admit,
     body_timeout,
     invalid_body,
     publish_or_problem,
     read_body,
     unauthorized,
 )
+from ingest.openapi import openapi_document
+from ingest.providers.common import strip_bom
 from ingest.providers.ids import ProviderIds
 from ingest.providers.routes import add_provider_routes
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
 from ingest.signing import StandardWebhookVerifier
-from msgstatus.web import add_ops_routes
+from runtime.web import add_ops_routes
 from schemas.problems import FieldError
 
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "PUBLISHER",
-    "SETTINGS",
-    "VERIFIER",
-    "accepted_response",
-    "canonical_webhook",
-    "create_app",
-    "publish_or_problem",
-    "unauthorized",
-]
 
 VERIFIER: web.AppKey[StandardWebhookVerifier | None] = web.AppKey("verifier")
 PROVIDER_IDS = web.AppKey("provider_ids", ProviderIds)
 
 
 async def canonical_webhook(request: web.Request) -> web.Response:
-    """``POST /webhooks/events``: one canonical event or an array (SPEC section 4).
+    """``POST /webhooks/events``: one canonical event or an array (docs/design.md §4).
 
     Provider ids of events that name an adapter's provider (``twilio``, ``vonage``, ...) are
     normalised the way that adapter normalises them (docs/providers.md), so an acceptance
     posted here matches the adapter's receipts whatever the id's case or leading zeros.
     """
+    verifier = request.app[VERIFIER]
+    settings = request.app[SETTINGS]
+    if verifier is None and "events" not in settings.allow_unsigned_providers:
+        return unauthorized(request, "no webhook secret is configured (MSGSTATUS_WEBHOOK_SECRET)")
     try:
+        if verifier is not None:
+            verifier.precheck(request.headers)  # before the body: headers alone
         body = await read_body(request)
+        body.decode()  # JSON is UTF-8: named as the problem before the signature is checked
+        if verifier is not None:
+            verifier.verify(body, request.headers)
     except BodyTimeout:
         return body_timeout(request)
-    try:
-        body.decode()
     except UnicodeDecodeError as exc:
         error = FieldError("body", f"JSON is UTF-8; byte {exc.start} is not")
         return invalid_body(request, "the body is not UTF-8", [error])
-    verifier = request.app[VERIFIER]
-    settings = request.app[SETTINGS]
-    if verifier is None:
-        if "events" not in settings.allow_unsigned_providers:
-            return unauthorized(
-                request, "no webhook secret is configured (MSGSTATUS_WEBHOOK_SECRET)"
-            )
-    else:
-        try:
-            verifier.verify(body, request.headers)
-        except Unauthenticated as exc:
-            return unauthorized(request, str(exc))
+    except Unauthenticated as exc:
+        return unauthorized(request, str(exc))
+    body = strip_bom(body)  # after the signature check: it covers the bytes as sent
     try:
-        records = parse_body(body, settings.max_batch_events, request.app[PROVIDER_IDS].normalize)
+        records = parse_body(
+            body,
+            settings.max_batch_events,
+            request.app[PROVIDER_IDS].normalize,
+            max_skew_s=settings.max_clock_skew_s,
+        )
     except InvalidBody as exc:
         return invalid_body(request, "the body is not a valid event batch", exc.errors)
     return await publish_or_problem(request, records)
+
+
+async def get_openapi(_request: web.Request) -> web.Response:
+    """``GET /openapi.json``: the OpenAPI 3.1 document of ingest (ingest.openapi)."""
+    return web.Response(body=orjson.dumps(openapi_document()), content_type="application/json")
 
 
 async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -93,10 +94,12 @@ def create_app(settings: IngestSettings) -> web.Application:
 
     Routes: ``POST /webhooks/events`` (canonical) and the provider adapters
     (``/webhooks/twilio``, ``/webhooks/vonage``, ...; see :mod:`ingest.providers.routes`).
-    Bodies over ``max_body_bytes`` get 413 before they are parsed.
+    Bodies over ``max_body_bytes`` get 413 before they are parsed; webhooks past the bound on
+    events in flight get 503 before they are read (:mod:`ingest.admission`).
     """
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[ADMISSION] = Admission(settings.max_events_in_flight)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     app[VERIFIER] = StandardWebhookVerifier(secret) if secret else None
     app[PROVIDER_IDS] = ProviderIds.from_settings(settings)
@@ -106,6 +109,9 @@ def create_app(settings: IngestSettings) -> web.Application:
         return {"kafka": app[PUBLISHER].ready}
 
     add_ops_routes(app, "ingest", readiness)
+    # After the request observer, so shed requests get a request id and their metrics.
+    app.middlewares.append(admit)
     app.router.add_post("/webhooks/events", canonical_webhook)
+    app.router.add_get("/openapi.json", get_openapi)
     add_provider_routes(app, settings)
     return app

@@ -1,4 +1,4 @@
-"""The canonical webhook format (SPEC section 4): validation and mapping to log records.
+"""The canonical webhook format (docs/design.md §4): validation and mapping to log records.
 
 Body: one event object or a JSON array of them, camelCase like the read API. Errors name
 each bad field with a JSON-pointer-like path (``[2].provider.code``).
@@ -84,7 +84,7 @@ def _field_errors(exc: ValidationError, prefix: str) -> list[FieldError]:
 
 
 def _required(event: CanonicalEvent) -> list[tuple[str, str]]:
-    """Rules beyond the field types (SPEC sections 2 and 4)."""
+    """Rules beyond the field types (docs/design.md §2 and §4)."""
     missing: list[tuple[str, str]] = []
     if event.status is Status.PROVIDER_ACCEPTANCE:
         for name, value in (
@@ -159,7 +159,11 @@ def _normalized(event: CanonicalEvent, normalize_id: IdNormalizer) -> CanonicalE
 
 
 def _parse_item(
-    item: object, prefix: str, received_ms: int, normalize_id: IdNormalizer | None
+    item: object,
+    prefix: str,
+    received_ms: int,
+    normalize_id: IdNormalizer | None,
+    max_skew_s: int | None = None,
 ) -> EventRecord | list[FieldError]:
     """One event of a body: its record, or the errors naming its bad fields."""
     if not isinstance(item, dict):
@@ -169,6 +173,10 @@ def _parse_item(
     except ValidationError as exc:
         return _field_errors(exc, prefix)
     problems = _required(event)
+    if max_skew_s is not None and event.occurredAt > received_ms + max_skew_s * 1000:
+        problems.append(
+            ("occurredAt", f"more than {max_skew_s} s ahead of the server's clock (UTC)")
+        )
     if normalize_id is not None and not problems:
         try:
             event = _normalized(event, normalize_id)
@@ -180,12 +188,18 @@ def _parse_item(
 
 
 def parse_body(
-    body: bytes, max_events: int, normalize_id: IdNormalizer | None = None
+    body: bytes,
+    max_events: int,
+    normalize_id: IdNormalizer | None = None,
+    *,
+    max_skew_s: int | None = None,
 ) -> list[EventRecord]:
     """Parse and validate a canonical webhook body into log records.
 
     ``normalize_id`` rewrites provider ids into the form the provider adapters use, so an
     acceptance posted here and the adapter's receipts name the same provider message.
+    ``max_skew_s``: an ``occurredAt`` further ahead of the server's clock is refused (an
+    implausible time whose keys would outlive every retention).
     Raises :class:`InvalidBody` naming every bad field (all events are checked, so the
     sender sees every problem of a batch at once); nothing of a bad batch is published.
     """
@@ -203,7 +217,8 @@ def parse_body(
     errors: list[FieldError] = []
     records: list[EventRecord] = []
     for index, item in enumerate(items):
-        result = _parse_item(item, f"[{index}]" if batch else "", received_ms, normalize_id)
+        where = f"[{index}]" if batch else ""
+        result = _parse_item(item, where, received_ms, normalize_id, max_skew_s)
         if isinstance(result, list):
             errors.extend(result)
         else:

@@ -7,21 +7,33 @@ use them while ``ingest.app`` registers those routes, without an import cycle.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
-from ingest.errors import LogUnavailable
+from ingest.admission import SHED, Admission, estimate_events
+from ingest.errors import BodyTimeout, LogUnavailable
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
-from msgstatus.web import problem_response
+from runtime.web import problem_response
 from schemas.events import EventRecord
-from schemas.problems import FieldError, Problem
+from schemas.problems import (
+    BODY_TIMEOUT,
+    INVALID_BODY,
+    LOG_UNAVAILABLE,
+    OVERLOADED,
+    UNAUTHENTICATED,
+    FieldError,
+    Problem,
+)
 
 SETTINGS = web.AppKey("settings", IngestSettings)
 PUBLISHER = web.AppKey("publisher", Publisher)
+ADMISSION = web.AppKey("admission", Admission)
+RESERVED = web.RequestKey("reserved_events", int)
+"""The events :func:`admit` reserved for this webhook."""
 
 WEBHOOKS = Counter(
     "msgstatus_webhooks_total",
@@ -40,14 +52,17 @@ def source_of(request: web.Request) -> str:
     return canonical.rsplit("/", 1)[-1] or "unknown"
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 Responder = Callable[[Sequence[EventRecord]], web.Response]
 """Builds the 2xx answer once Kafka acknowledged the records (providers differ here)."""
 
 
-def accepted_response(records: Sequence[EventRecord]) -> web.Response:
-    """202 with the ids of the events Kafka acknowledged: ``{"accepted": n, "eventIds": [...]}``."""
+def accepted_response(records: Sequence[EventRecord], status: int = 202) -> web.Response:
+    """``status`` (202) with the ids of the events Kafka acknowledged:
+    ``{"accepted": n, "eventIds": [...]}``."""
     body = orjson.dumps({"accepted": len(records), "eventIds": [r.event_id for r in records]})
-    return web.Response(status=202, body=body, content_type="application/json")
+    return web.Response(status=status, body=body, content_type="application/json")
 
 
 async def publish_or_problem(
@@ -58,24 +73,56 @@ async def publish_or_problem(
     """Publish and answer with ``respond(records)`` only after Kafka acknowledged every record.
 
     Answers 503 with ``Retry-After`` (seconds, ``retry_after_s``) when Kafka is unreachable or
-    too slow (SPEC section 4): never a 2xx for events that may not be in the log.
+    too slow (docs/design.md §4): never a 2xx for events that may not be in the log. The
+    reservation :func:`admit` made is set to the real number of events first.
     """
     source = source_of(request)
     RECEIVED.labels(source).inc(len(records))
+    reserved = request.get(RESERVED)
+    if reserved is not None:
+        request.app[ADMISSION].resize(reserved, len(records))
+        request[RESERVED] = len(records)
     try:
         await request.app[PUBLISHER].publish(records)
     except LogUnavailable as exc:
         WEBHOOKS.labels(source, "unavailable").inc()
         retry = str(request.app[SETTINGS].retry_after_s)
         return problem_response(
-            Problem(503, "log-unavailable", str(exc)), request, **{"Retry-After": retry}
+            Problem.of(LOG_UNAVAILABLE, str(exc)), request, **{"Retry-After": retry}
         )
     WEBHOOKS.labels(source, "accepted").inc()
     return respond(records)
 
 
-class BodyTimeout(Exception):  # noqa: N818 - maps to HTTP 408
-    """The client did not send its whole body within ``body_timeout_s`` seconds."""
+def overloaded(request: web.Request) -> web.Response:
+    """503 + ``Retry-After`` for a webhook shed by admission control; nothing was published."""
+    source = source_of(request)
+    SHED.labels(source).inc()
+    WEBHOOKS.labels(source, "shed").inc()
+    retry = str(request.app[SETTINGS].retry_after_s)
+    detail = "too many events are being published; retry later"
+    return problem_response(Problem.of(OVERLOADED, detail), request, **{"Retry-After": retry})
+
+
+@web.middleware
+async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Reserve a webhook's events before its body is read; answer 503 at once past the bound.
+
+    Only ``/webhooks/`` routes: health, readiness and metrics must answer during overload.
+    The reservation is released when the handler has answered, whatever the answer.
+    """
+    if not request.path.startswith("/webhooks/"):
+        return await handler(request)
+    admission = request.app[ADMISSION]
+    limit = request.app[SETTINGS].max_batch_events
+    reserved = estimate_events(request.content_length, limit)
+    if not admission.enter(reserved):
+        return overloaded(request)
+    request[RESERVED] = reserved
+    try:
+        return await handler(request)
+    finally:
+        admission.leave(request[RESERVED])
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -96,17 +143,17 @@ def body_timeout(request: web.Request) -> web.Response:
     WEBHOOKS.labels(source_of(request), "timeout").inc()
     timeout = request.app[SETTINGS].body_timeout_s
     return problem_response(
-        Problem(408, "body-timeout", f"the body did not arrive within {timeout:g} s"), request
+        Problem.of(BODY_TIMEOUT, f"the body did not arrive within {timeout:g} s"), request
     )
 
 
 def unauthorized(request: web.Request, detail: str) -> web.Response:
     """401 problem document; the detail never echoes secrets."""
     WEBHOOKS.labels(source_of(request), "unauthenticated").inc()
-    return problem_response(Problem(401, "unauthenticated", detail), request)
+    return problem_response(Problem.of(UNAUTHENTICATED, detail), request)
 
 
 def invalid_body(request: web.Request, detail: str, errors: Sequence[FieldError]) -> web.Response:
     """400 problem document naming each bad field."""
     WEBHOOKS.labels(source_of(request), "invalid").inc()
-    return problem_response(Problem(400, "invalid-body", detail, tuple(errors)), request)
+    return problem_response(Problem.of(INVALID_BODY, detail, tuple(errors)), request)

@@ -1,9 +1,16 @@
 """Publishing to the event log: acks=all, idempotent, every send bounded by a deadline.
 
-PITFALLS: a send can hang while Kafka is down (aiokafka#1101, #517), and an idempotent
+docs/pitfalls.md: a send can hang while Kafka is down (aiokafka#1101, #517), and an idempotent
 producer can stay stuck after a broker blip (aiokafka#1017). So each publish has its own
-deadline (the caller answers 503 in time), and a producer that failed is replaced in the
+deadline (the caller answers 503 in time), and a producer that is broken is replaced in the
 background by a fresh one, which takes over once it has reached the broker.
+
+A producer is broken when its connection or its idempotent-producer state is (the aiokafka
+errors in :data:`BROKEN`), or when a publish times out and nothing at all was acknowledged
+during the whole timeout. A timeout while other publishes are still being acknowledged is
+load, not an outage: replacing the producer then would abandon every request in flight and
+turn a burst into an outage (the admission bound in :mod:`ingest.admission` keeps such
+timeouts from happening in the first place).
 """
 
 from __future__ import annotations
@@ -11,22 +18,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter as Tally
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
+    RequestTimedOutError,
+    UnknownProducerId,
+)
 from prometheus_client import Counter
 
 from ingest.errors import LogUnavailable
 from ingest.settings import IngestSettings
+from runtime.topics import ensure_topics
 from schemas.events import EventRecord, record_key
-from schemas.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
 PUBLISHED = Counter("msgstatus_events_published_total", "Events acknowledged by Kafka", ["source"])
 PUBLISH_FAILURES = Counter("msgstatus_publish_failures_total", "Publishes answered 503", ["reason"])
+REPLACEMENTS = Counter(
+    "msgstatus_producer_replacements_total",
+    "Kafka producers replaced because they were broken",
+    ["reason"],
+)
+
+BROKEN: tuple[type[KafkaError], ...] = (
+    KafkaConnectionError,
+    NodeNotReadyError,
+    ProducerClosed,
+    ProducerFenced,
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    IllegalStateError,
+)
+"""Errors that say the producer itself cannot go on: its connection is gone, or its
+idempotent-producer state is out of step with the broker (aiokafka#1017)."""
+
+TIMEOUTS: tuple[type[Exception], ...] = (TimeoutError, KafkaTimeoutError, RequestTimedOutError)
+"""Errors that say only that acknowledgements were late: load or an outage, told apart by
+whether anything else was acknowledged meanwhile."""
 
 
 class Publisher:
@@ -41,6 +81,7 @@ class Publisher:
         self._producer: AIOKafkaProducer | None = None
         self._connector: asyncio.Task[None] | None = None
         self._stopping = False
+        self._last_ack = time.monotonic()
 
     @property
     def ready(self) -> bool:
@@ -87,16 +128,24 @@ class Publisher:
                 await self._close(old)
             return
 
-    def _replace(self, reason: str) -> None:
-        if self._connector is None and not self._stopping:
+    def _replace(self, failed: AIOKafkaProducer, reason: str) -> None:
+        # Only the producer in place is replaced: a request that was still waiting on an
+        # older one (closed by an earlier replacement) must not start another round.
+        if failed is self._producer and self._connector is None and not self._stopping:
             log.warning("replacing kafka producer after %s", reason)
+            REPLACEMENTS.labels(reason).inc()
             self._connector = asyncio.create_task(self._connect(), name="kafka-reconnect")
+
+    def _stalled(self) -> bool:
+        """True when nothing was acknowledged for a whole ``produce_timeout_s``."""
+        return time.monotonic() - self._last_ack >= self._settings.produce_timeout_s
 
     async def publish(self, records: Sequence[EventRecord]) -> None:
         """Send records and wait until Kafka acknowledged every one (acks=all).
 
         Raises :class:`LogUnavailable` when no producer is connected, on any Kafka error, or
-        when the acknowledgements do not arrive within ``produce_timeout_s`` seconds. Then
+        when the acknowledgements do not arrive within ``produce_timeout_s`` seconds (the
+        producer is replaced only when it is broken: see the module's docstring). Then
         the caller must not answer 2xx: some records may still reach the log, and the
         sender's retry is harmless because event ids are deterministic and the fold is
         idempotent.
@@ -113,33 +162,21 @@ class Publisher:
                     for record in records
                 ]
                 await asyncio.gather(*futures)
-        except TimeoutError:
+        except TIMEOUTS:
             PUBLISH_FAILURES.labels("timeout").inc()
-            self._replace("a publish timeout")
+            if self._stalled():
+                self._replace(producer, "timeout")
             raise LogUnavailable("the event log did not acknowledge in time") from None
         except KafkaError as exc:
-            PUBLISH_FAILURES.labels(exc.__class__.__name__).inc()
-            self._replace(exc.__class__.__name__)
-            raise LogUnavailable(
-                f"the event log refused the events: {exc.__class__.__name__}"
-            ) from None
+            name = exc.__class__.__name__
+            PUBLISH_FAILURES.labels(name).inc()
+            if isinstance(exc, BROKEN):
+                self._replace(producer, name)
+            raise LogUnavailable(f"the event log refused the events: {name}") from None
+        self._last_ack = time.monotonic()
         sources = Tally(r.source for r in records)
         for source, count in sources.items():
             PUBLISHED.labels(source).inc(count)
-
-    async def check(self, timeout_s: float = 1.0) -> bool:
-        """Readiness: a producer is in place and the cluster answers a metadata request.
-
-        Never raises; False when Kafka does not answer within ``timeout_s`` seconds.
-        """
-        producer = self._producer
-        if producer is None or self._connector is not None:
-            return False
-        try:
-            async with asyncio.timeout(timeout_s):
-                return bool(await producer.client.fetch_all_metadata())
-        except (TimeoutError, KafkaError, OSError):
-            return False
 
     async def _close(self, producer: AIOKafkaProducer) -> None:
         try:

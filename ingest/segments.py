@@ -1,4 +1,4 @@
-"""SMS segment count of a text (GSM 03.38 / 3GPP TS 23.038; providers.md section 8).
+"""SMS segment count of a text (GSM 03.38 / 3GPP TS 23.038).
 
 GSM-7: 160 septets in one SMS, 153 per part when concatenated; characters of the extension
 table cost two septets and an escape pair is never split across parts. Any character outside

@@ -37,6 +37,15 @@ class IngestSettings(CommonSettings):
     produce_timeout_s: float = Field(default=5.0, gt=0)
     body_timeout_s: float = Field(default=30.0, gt=0)
     retry_after_s: int = Field(default=5, ge=1)
+    # Events handed to Kafka and not yet acknowledged, per process; past it webhooks are
+    # answered 503 + Retry-After at once (ingest/admission.py). Sized so that the accepted
+    # work drains in about a quarter of produce_timeout_s at the slowest measured
+    # acknowledged rate (~4,400 events/s in 100-event bodies on a slow 2-core machine:
+    # 4,400 x 5 s / 4 ~ 5,000); docs/benchmarks.md has the overload rows.
+    max_events_in_flight: int = Field(default=5_000, ge=1)
+    # Event times further ahead of our clock than this are implausible: a canonical event is
+    # refused (400 naming occurredAt), a provider receipt takes its receive time instead.
+    max_clock_skew_s: int = Field(default=300, ge=0, le=7 * 86400)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
     # 0: each request's records leave at once and later ones batch up behind the request in
     # flight; measured ~3x the acknowledged records/s of 2 ms with 64 concurrent webhooks.

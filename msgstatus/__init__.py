@@ -1,1 +1,1 @@
-"""The msgstatus runtime shell: the command line, logging and the HTTP plumbing services share."""
+"""The msgstatus shell: the ``msgstatus`` command, one subcommand per process."""

@@ -1,4 +1,4 @@
-"""The ``msgstatus`` command: one subcommand per process (SPEC section 1).
+"""The ``msgstatus`` command: one subcommand per process (docs/design.md §1).
 
 Each subcommand builds its frozen settings from ``MSGSTATUS_*`` environment variables and
 the same names as flags (``--kafka-bootstrap-servers``), then runs its component.
@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from msgstatus import logs
+from runtime import logs
+from runtime.redact import secrets_of
 
 USAGE = """usage: msgstatus <command> [--setting-name value ...]
 
@@ -31,20 +32,20 @@ Every setting is an environment variable MSGSTATUS_<NAME> or a flag --<name>;
 def _ingest(argv: Sequence[str]) -> None:
     from ingest.app import create_app  # noqa: PLC0415 - import only the component that runs
     from ingest.settings import IngestSettings  # noqa: PLC0415
-    from msgstatus.web import run  # noqa: PLC0415
+    from runtime.web import run  # noqa: PLC0415
 
     settings = IngestSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus ingest")  # type: ignore[call-arg]
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
     run(create_app(settings), settings.host, settings.ingest_port, settings.shutdown_timeout_s)
 
 
 def _api(argv: Sequence[str]) -> None:
-    from msgstatus.web import run  # noqa: PLC0415
     from query_api.app import create_app  # noqa: PLC0415
     from query_api.settings import ApiSettings  # noqa: PLC0415
+    from runtime.web import run  # noqa: PLC0415
 
     settings = ApiSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus api")  # type: ignore[call-arg]
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
     run(create_app(settings), settings.host, settings.api_port, settings.shutdown_timeout_s)
 
 
@@ -53,28 +54,29 @@ def _projector(argv: Sequence[str]) -> None:
     from projector.settings import ProjectorSettings  # noqa: PLC0415
 
     settings = ProjectorSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus projector")  # type: ignore[call-arg]
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
     run_projector(settings)
 
 
 def _replay(argv: Sequence[str]) -> None:
     import asyncio  # noqa: PLC0415
 
-    from projector.replay import Replay, ReplayRefused  # noqa: PLC0415
+    from projector.errors import GenerationError, ReplayRefused  # noqa: PLC0415
+    from projector.replay import Replay  # noqa: PLC0415
     from projector.settings import ReplaySettings  # noqa: PLC0415
     from schemas.timefmt import parse_iso_ms  # noqa: PLC0415
 
     settings = ReplaySettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus replay")  # type: ignore[call-arg]
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
     since = parse_iso_ms(settings.since) if settings.since else None
     if settings.metrics_port:  # msgstatus_replay_progress_ratio for a dashboard
         from prometheus_client import start_http_server  # noqa: PLC0415
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.host)
     replay = Replay(settings, since_ms=since, in_place=settings.in_place, grace_s=settings.grace_s)
     try:
         result = asyncio.run(replay.run())
-    except ReplayRefused as exc:
+    except (ReplayRefused, GenerationError) as exc:
         sys.stderr.write(f"msgstatus replay: {exc}\n")
         raise SystemExit(1) from None
     sys.stdout.write(
@@ -96,7 +98,7 @@ def _dlq(argv: Sequence[str]) -> None:
         sys.stderr.write("usage: msgstatus dlq list|replay [--limit N] [--from-beginning]\n")
         raise SystemExit(2)
     settings = DlqSettings(_cli_parse_args=list(rest), _cli_prog_name=f"msgstatus dlq {action}")  # type: ignore[call-arg]
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
     if action == "list":
         for letter in asyncio.run(list_letters(settings, settings.limit)):
             sys.stdout.write(orjson.dumps(letter).decode() + "\n")

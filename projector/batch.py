@@ -13,12 +13,11 @@ from typing import TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Gauge
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from projector import checkpoint, logdecode
 from projector.deadletter import invalid_letter, refusal_letter
-from projector.errors import WriteConflict
+from projector.errors import is_transient
+from projector.letters import DeadLetterLedger
 from projector.logdecode import Event
 from projector.report import ApplyReport
 from projector.targets import Store
@@ -38,9 +37,6 @@ RETRIES = Counter(
     "msgstatus_batch_retries_total", "Batches retried after a transient error", ["error"]
 )
 
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, WriteConflict, OSError)
-"""Errors a retry of the same batch can cure. Anything else stops the projector unapplied."""
-
 
 def decode(
     records: Sequence[ConsumerRecord[bytes, bytes]],
@@ -50,10 +46,11 @@ def decode(
 
 
 async def until_done(step: Callable[[], Awaitable[T]], retry_max_s: float) -> T:
-    """Run ``step`` until it succeeds, retrying on transient errors (Redis unreachable,
-    write conflicts), forever, with backoff doubling up to ``retry_max_s`` seconds.
+    """Run ``step`` until it succeeds, retrying errors that ``projector.errors.is_transient``
+    names (Redis unreachable, write conflicts), forever, with backoff doubling up to
+    ``retry_max_s`` seconds.
 
-    A batch is never skipped (PITFALLS: aiokafka#1046); any other error propagates so the
+    A batch is never skipped (docs/pitfalls.md: aiokafka#1046); any other error propagates so the
     caller stops without committing. ``msgstatus_projector_failing`` is 1 while retrying.
     """
     delay = 0.05
@@ -62,8 +59,10 @@ async def until_done(step: Callable[[], Awaitable[T]], retry_max_s: float) -> T:
             result = await step()
             FAILING.set(0)
             return result
-        except TRANSIENT as exc:
+        except Exception as exc:
             FAILING.set(1)
+            if not is_transient(exc):
+                raise  # not retriable: the projector stops, uncommitted, failing
             RETRIES.labels(exc.__class__.__name__).inc()
             log.warning("projection step failed, retrying: %s", exc.__class__.__name__)
             await asyncio.sleep(delay)
@@ -83,13 +82,17 @@ async def process(
     dead_letters: AIOKafkaProducer | None,
     dead_letter_topic: str,
     retry_max_s: float = 5.0,
+    *,
+    ledger: DeadLetterLedger | None = None,
 ) -> ApplyReport:
     """Apply a batch to every target generation until applied; dead-letter what never applies;
     then record each generation's position in the log (projector.store.record_positions).
 
     The first store is the served generation: its report is returned and its refusals are
     dead-lettered (acknowledged by Kafka before this returns). With ``dead_letters=None``
-    (replay: the live run dead-lettered them already) nothing is published.
+    (replay: the live run dead-lettered them already) nothing is published. With a
+    ``ledger``, a letter already in the dead-letter topic is not published again (a rebuild
+    folds the same records again: projector.letters).
     """
     events, invalid = decode(records)
     report = await apply_until_done(stores[0], events, retry_max_s)
@@ -97,7 +100,13 @@ async def process(
         await apply_until_done(store, events, retry_max_s)
     APPLIED.inc(report.applied)
     if dead_letters is not None:
-        await _dead_letter(report, invalid, dead_letters, dead_letter_topic)
+        await _dead_letter(
+            report,
+            invalid,
+            dead_letters,
+            dead_letter_topic,
+            ledger if ledger is not None else DeadLetterLedger(),
+        )
     positions = checkpoint.offsets_after(records)
     report.new_partitions = await until_done(
         functools.partial(stores[0].record_positions, positions), retry_max_s
@@ -112,15 +121,27 @@ async def _dead_letter(
     invalid: list[tuple[ConsumerRecord[bytes, bytes], str]],
     dead_letters: AIOKafkaProducer,
     dead_letter_topic: str,
+    ledger: DeadLetterLedger,
 ) -> None:
-    """Publish the batch's dead letters and wait for Kafka's acknowledgement."""
+    """Publish the batch's new dead letters (each letter id once: ``ledger``) and wait for
+    Kafka's acknowledgement; a letter whose publishing failed is offered again next time."""
     now = int(time.time() * 1000)
-    letters = [invalid_letter(r, reason, now) for r, reason in invalid]
-    letters += [refusal_letter(r, now) for r in report.refusals]
-    if letters:
-        futures = [await dead_letters.send(dead_letter_topic, v, key=k) for k, v in letters]
+    kinds = [("invalid", invalid_letter(r, reason, now)) for r, reason in invalid]
+    kinds += [("refused", refusal_letter(r, now)) for r in report.refusals]
+    fresh = [(kind, letter) for kind, letter in kinds if ledger.fresh(letter[0])]
+    if not fresh:
+        return
+    try:
+        futures = [
+            await dead_letters.send(dead_letter_topic, value, key=key)
+            for _, (_, key, value) in fresh
+        ]
         await asyncio.gather(*futures)
-        DEAD_LETTERED.labels("invalid").inc(len(invalid))
-        for refusal in report.refusals:
-            DEAD_LETTERED.labels("refused").inc()
-            log.warning("dead-lettered event of %s: %s", refusal.message_id, refusal.reason)
+    except BaseException:
+        for _, (letter_id, _, _) in fresh:
+            ledger.forget(letter_id)
+        raise
+    for kind, (letter_id, _, _) in fresh:
+        DEAD_LETTERED.labels(kind).inc()
+        if kind == "refused":
+            log.warning("dead-lettered %s", letter_id)

@@ -24,16 +24,15 @@ return out
 """
 
 PARK = """
--- KEYS[1] provider bucket, KEYS[2] parked receipts of the provider id. ARGV[1] field,
--- ARGV[2] event id, ARGV[3] record JSON, ARGV[4] expiry (epoch ms). Returns the provider
--- id's entries when it is known; otherwise parks the receipt and returns nil.
-local entries = redis.call('HGET', KEYS[1], ARGV[1])
-if entries then return entries end
+-- KEYS[1] provider bucket, KEYS[2] receipts kept with the provider id. ARGV[1] field,
+-- ARGV[2] event id, ARGV[3] record JSON, ARGV[4] expiry (epoch ms). Keeps the receipt
+-- (routed again by each later registration) and returns the provider id's entries, or nil
+-- while none is registered (the receipt waits, parked).
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 if redis.call('PEXPIRETIME', KEYS[2]) < tonumber(ARGV[4]) then
   redis.call('PEXPIREAT', KEYS[2], ARGV[4])
 end
-return false
+return redis.call('HGET', KEYS[1], ARGV[1])
 """
 
 _SCAN = """
@@ -52,7 +51,7 @@ REGISTER = (
     + """
 -- KEYS[1] provider bucket, KEYS[2] parked receipts. ARGV[1] field, ARGV[2] entry.
 -- Adds the entry unless its message is there already; returns {entries, event id 1,
--- record 1, ...}: the receipts parked for the provider id (removed only once applied).
+-- record 1, ...}: every receipt kept with the provider id, to be routed again.
 local entries = redis.call('HGET', KEYS[1], ARGV[1]) or ''
 if not has(entries, string.sub(ARGV[2], 1, 16)) then
   entries = entries .. ARGV[2]

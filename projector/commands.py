@@ -46,8 +46,9 @@ class ScriptedPipelines:
         return self.run(lambda out: out.extend(cmds))
 
     def _load(self) -> None:
-        for name, source in self._sources.items():
-            self._sha[name] = str(self.redis.script_load(source))
+        # Replaced whole, never filled in place: a thread that finds it non-empty must find
+        # every script in it (stores are used from worker threads, possibly several at once).
+        self._sha = {name: str(self.redis.script_load(src)) for name, src in self._sources.items()}
 
     def script(self, cmds: Commands, name: str, keys_: Sequence[str], args: Sequence[Any]) -> None:
         """Append an EVALSHA of the script ``name`` to ``cmds``."""
@@ -72,10 +73,8 @@ class ScriptedPipelines:
     def _send(self, cmds: Commands) -> list[Any]:
         """Send commands in one write and read every reply (error replies as exceptions).
 
-        redis-py's own pipeline object costs more per command than the whole Redis side of
-        these writes, so the commands go straight through a pooled connection, packed by
-        redis-py (hiredis). A connection that failed mid-way is disconnected, never returned
-        to the pool with replies outstanding (PITFALLS: redis-py#2624).
+        A connection that failed mid-way is disconnected, never returned to the pool with
+        replies outstanding (docs/pitfalls.md: redis-py#2624).
         """
         if not cmds:
             return []

@@ -1,4 +1,4 @@
-"""Dead letters: events the projection can never apply, published with the reason (SPEC 5)."""
+"""Dead letters: events the projection can never apply, with the reason (docs/design.md §5)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 from aiokafka.structs import ConsumerRecord
 
+from projector.letters import invalid_id, refusal_id
 from projector.report import Refusal
-from schemas.stored import HistoryEntry
+from schemas.stored import HistoryEntry, event_key
 from schemas.timefmt import format_ms
 
 
@@ -22,11 +23,15 @@ def entry_json(entry: HistoryEntry) -> dict[str, Any]:
     }
 
 
-def refusal_letter(refusal: Refusal, now_ms: int) -> tuple[bytes, bytes]:
-    """(key, value) of the dead letter for a refused event.
+Letter = tuple[str, bytes, bytes]
+"""(letter id, record key, record value) of one dead letter (projector.letters)."""
 
-    Value: ``{"reason", "messageId", "deadLetteredAt", "event"}``; ``event`` is the original
-    record when it was in the batch, else the stored history entry.
+
+def refusal_letter(refusal: Refusal, now_ms: int) -> Letter:
+    """The dead letter for a refused event.
+
+    Value: ``{"letterId", "reason", "messageId", "deadLetteredAt", "event"}``; ``event`` is
+    the original record when it was in the batch, else the stored history entry.
     """
     if refusal.record is not None:
         event: Any = orjson.loads(refusal.record.to_json())
@@ -34,24 +39,29 @@ def refusal_letter(refusal: Refusal, now_ms: int) -> tuple[bytes, bytes]:
         event = entry_json(refusal.entry)
     else:
         event = None
+    key = refusal.entry.event_key if refusal.entry is not None else None
+    if key is None and refusal.record is not None:
+        key = event_key(refusal.record.event_id)
+    letter_id = refusal_id(refusal.message_id, key or "", refusal.reason)
     value = {
+        "letterId": letter_id,
         "reason": refusal.reason,
         "messageId": refusal.message_id,
         "deadLetteredAt": format_ms(now_ms),
         "event": event,
     }
-    return refusal.message_id.encode(), orjson.dumps(value)
+    return letter_id, refusal.message_id.encode(), orjson.dumps(value)
 
 
-def invalid_letter(
-    record: ConsumerRecord[bytes, bytes], reason: str, now_ms: int
-) -> tuple[bytes, bytes]:
-    """(key, value) of the dead letter for a record that is not a valid event.
+def invalid_letter(record: ConsumerRecord[bytes, bytes], reason: str, now_ms: int) -> Letter:
+    """The dead letter for a record that is not a valid event.
 
-    Value: ``{"reason", "deadLetteredAt", "source": {topic, partition, offset}, "raw"}`` with
-    the raw value as text when it is UTF-8, else base64 in ``rawBase64``.
+    Value: ``{"letterId", "reason", "deadLetteredAt", "source": {topic, partition, offset},
+    "raw"}`` with the raw value as text when it is UTF-8, else base64 in ``rawBase64``.
     """
+    letter_id = invalid_id(record.topic, record.partition, record.offset)
     value: dict[str, Any] = {
+        "letterId": letter_id,
         "reason": reason,
         "deadLetteredAt": format_ms(now_ms),
         "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
@@ -61,4 +71,4 @@ def invalid_letter(
         value["raw"] = raw.decode()
     except UnicodeDecodeError:
         value["rawBase64"] = base64.b64encode(raw).decode()
-    return record.key or b"", orjson.dumps(value)
+    return letter_id, record.key or b"", orjson.dumps(value)

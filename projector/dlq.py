@@ -9,7 +9,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from projector.settings import ProjectorSettings
-from schemas.topics import ensure_topics
+from runtime.topics import ensure_topics
 
 REPLAY_GROUP = "msgstatus-dlq-replay"
 

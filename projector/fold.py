@@ -1,4 +1,4 @@
-"""The status fold of SPEC section 2 as a pure function: no I/O, no clock.
+"""The status fold of docs/design.md §2 as a pure function: no I/O, no clock.
 
 The projection of a message is a function of the SET of its events: any order of arrival,
 any number of duplicates and any replay give the same state and the same document. That is
@@ -20,7 +20,7 @@ from schemas.stored import Acceptance, HistoryEntry, MessageState, event_key
 class Applied:
     """The outcome of :func:`apply`: the new state and the entries the fold refused.
 
-    ``refused`` holds READ entries of an SMS message (READ is RCS only, SPEC section 2); the
+    ``refused`` holds READ entries of an SMS message (READ is RCS only, docs/design.md §2); the
     projector dead-letters them. They are refused whichever arrives first, READ or acceptance,
     and stay in the state unseen, so that the result never depends on arrival order.
     """
@@ -68,7 +68,10 @@ def empty_state(first_seen_ms: int) -> MessageState:
 
 
 def apply(state: MessageState, event: Event) -> Applied:
-    """Add one event to a message's state (see :func:`apply_all`)."""
+    """Add one event to a message's state (see :func:`apply_all`).
+
+    Used by the tests and :func:`fold`; the projector applies a batch with :func:`apply_all`.
+    """
     return apply_all(state, (event,))
 
 
@@ -110,10 +113,23 @@ def apply_all(state: MessageState, events: Iterable[Event]) -> Applied:
     return Applied(new_state, refused)
 
 
+def without(state: MessageState, event_keys: Iterable[str]) -> MessageState:
+    """The state without the entries of ``event_keys``: receipts that the provider-id rule
+    (projector.provider_routing) now gives to another message. Their time stays in
+    ``first_seen_ms`` (it only bounds the expiry)."""
+    drop = set(event_keys)
+    if not drop:
+        return state
+    kept = tuple(e for e in state.entries if e.event_key not in drop)
+    if len(kept) == len(state.entries):
+        return state
+    return MessageState(state.acceptance, kept, state.first_seen_ms)
+
+
 def holder_key(entry: HistoryEntry) -> tuple[int, int, int, str, str, str]:
     """Order of precedence: rank, then later ``occurredAt``, then the fixed tie order.
 
-    The maximum under this key holds the current status (SPEC section 2); a late lower-rank
+    The maximum under this key holds the current status (docs/design.md §2); a late lower-rank
     event (SENT after DELIVERED) can therefore never move the status back.
     """
     return (
@@ -158,7 +174,11 @@ def view(message_id: str, state: MessageState) -> MessageView | None:
 
 
 def fold(message_id: str, events: Iterable[Event], first_seen_ms: int) -> Applied:
-    """Apply events one by one from an empty state; refused entries are collected."""
+    """Apply events one by one from an empty state; refused entries are collected.
+
+    The reference the property tests compare :func:`apply_all` against (any order, any
+    batching, any repeats); the projector itself does not call it.
+    """
     state = empty_state(first_seen_ms)
     refused: set[HistoryEntry] = set()
     for event in events:

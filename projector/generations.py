@@ -12,6 +12,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
+from projector.errors import GenerationError
 from schemas import keys
 from schemas.layout import DEFAULT_BUCKETS, FORMAT, Layout, is_legacy, meta_key
 
@@ -33,10 +34,6 @@ BUILDING_KEY = f"{keys.PREFIX}:building"
 """HASH generation -> deadline (epoch ms): generations under construction by a replay. The
 live projector writes each batch to the served generation and to these, so a replay only has
 to cover the log up to the end offsets it read after announcing itself."""
-
-
-class GenerationError(Exception):
-    """The switch was refused: another replay switched first. Not retriable as such."""
 
 
 UNSET = """

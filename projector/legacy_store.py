@@ -2,11 +2,13 @@
 
 Applying events to the Redis projection: compare-and-set per message, idempotent indexes.
 
-Per batch: (1) receipts that name their message only by provider id are resolved through the
-provider map, or parked until the acceptance arrives; (2) each message's stored state is read,
-the pure fold (projector.fold) applied, and the result written with a compare-and-set, retried
-on conflict; (3) index entries and provider-map registrations of accepted messages are
-written, idempotently, and parked receipts drained. Every step can run again after a crash
+Per batch: (1) receipts that name their message only by provider id are kept with that id
+and routed among the messages accepted with it (projector.provider_routing), or parked until
+one is; (2) each message's stored state is read, the pure fold (projector.fold) applied, and
+the result written with a compare-and-set, retried on conflict; (3) index entries and
+provider-map registrations of accepted messages are written, idempotently, and the receipts
+kept with each provider id routed again (applied where the rule now sends them, withdrawn
+from the other messages). Every step can run again after a crash
 without changing the outcome, which is what lets offsets be committed only afterwards.
 
 The Redis work runs in a worker thread with redis-py's synchronous client (see
@@ -25,12 +27,13 @@ from typing import Any, cast
 import msgspec
 from redis import Redis
 
-from projector import fold, scripts
+from projector import fold, provider_routing, scripts
 from projector.commands import Commands, ScriptedPipelines
 from projector.errors import CorruptState, WriteConflict
 from projector.logdecode import Event
 from projector.report import ApplyReport, Refusal
-from schemas import keys, redis_client
+from runtime import redis_client
+from schemas import keys
 from schemas.documents import render_message
 from schemas.events import EventRecord
 from schemas.status import Status
@@ -39,6 +42,7 @@ from schemas.stored import (
     HistoryEntry,
     MessageState,
     decode_stored,
+    event_key,
     join_stored,
 )
 
@@ -156,7 +160,13 @@ class LegacyStore:
         await asyncio.to_thread(self.redis.hdel, keys.positions_key(self.generation), *fields)
 
     def _resolve(self, events: Sequence[Event], now: int, report: ApplyReport) -> list[Event]:
-        """Give each receipt its message id via the provider map, or park it."""
+        """Give each receipt its message id by the provider-id rule, or park it.
+
+        A parked receipt stays for the retention after it was received (its message's send
+        time is not known yet), so the parked key's expiry, like every other, follows from
+        the events alone: a replay writes the same one, and a receipt older than the
+        retention is not kept.
+        """
         direct = [e for e in events if e.message_id is not None]
         by_provider = [e for e in events if e.message_id is None]
         if not by_provider:
@@ -170,14 +180,16 @@ class LegacyStore:
                     cmds,
                     "park",
                     [keys.provider_map_key(g, name, pid), keys.parked_key(g, name, pid)],
-                    [event.event_id, event.to_json(), now + self.retention_ms],
+                    [event.event_id, event.to_json(), event.received_ms + self.retention_ms],
                 )
 
-        for event, found in zip(by_provider, self._io.run(build), strict=True):
-            if found is None:
+        for event, flat in zip(by_provider, self._io.run(build), strict=True):
+            candidates = provider_routing.decode_candidates(flat, now)
+            target = provider_routing.route(event.occurred_ms, event.phone_number, candidates)
+            if target is None:
                 report.parked += 1
             else:
-                direct.append(_with_message(event, found.decode()))
+                direct.append(_with_message(event, target))
         return direct
 
     def _apply_addressed(self, events: Iterable[Event], now: int, report: ApplyReport) -> None:
@@ -197,9 +209,15 @@ class LegacyStore:
         return cast(list[bytes | None], raws)
 
     def _fold_and_write(
-        self, groups: dict[str, list[Event]], now: int, report: ApplyReport
+        self,
+        groups: dict[str, list[Event]],
+        now: int,
+        report: ApplyReport,
+        withdraw: dict[str, set[str]] | None = None,
     ) -> tuple[dict[str, MessageState | None], dict[str, MessageState]]:
-        """Fold each message's new events into its stored state; compare-and-set, retried."""
+        """Fold each message's new events into its stored state, less the entries ``withdraw``
+        names (event keys per message id); compare-and-set, retried."""
+        withdraw = withdraw or {}
         before: dict[str, MessageState | None] = {}
         after: dict[str, MessageState] = {}
         pending = list(groups)
@@ -207,8 +225,10 @@ class LegacyStore:
             writes: list[tuple[str, bytes, bytes, int]] = []
             for message_id, raw in zip(pending, self._read_states(pending), strict=True):
                 old = self._decode(message_id, raw)
+                if old is None and not groups[message_id]:
+                    continue  # only withdrawals, from a message that is not there
                 applied = fold.apply_all(old or fold.empty_state(NEVER_SEEN_MS), groups[message_id])
-                state = applied.state
+                state = fold.without(applied.state, withdraw.get(message_id, ()))
                 before[message_id], after[message_id] = old, state
                 self._note_refusals(message_id, groups[message_id], applied.refused, report)
                 if state == old:
@@ -305,6 +325,9 @@ class LegacyStore:
                         cmds.append(("ZREM", self._index_key(kind, value), mid))
                         queued += 1
                 if acc.provider_id is not None:
+                    candidate = provider_routing.Candidate(
+                        mid, acc.occurred_ms, acc.phone, expire_at
+                    )
                     self._io.script(
                         cmds,
                         "register",
@@ -312,7 +335,7 @@ class LegacyStore:
                             keys.provider_map_key(g, acc.provider_name, acc.provider_id),
                             keys.parked_key(g, acc.provider_name, acc.provider_id),
                         ],
-                        [mid, expire_at],
+                        [mid, candidate.encode(), expire_at],
                     )
                     registrations.append((mid, acc))
                     positions.append(queued)
@@ -324,31 +347,37 @@ class LegacyStore:
     def _drain(
         self,
         registrations: list[tuple[str, Acceptance]],
-        drained: list[list[bytes]],
+        replies: list[list[list[bytes]]],
         now: int,
         report: ApplyReport,
     ) -> None:
-        """Apply receipts that were parked for newly registered provider ids, then unpark them."""
-        unpark: list[tuple[str, list[bytes]]] = []
-        events: list[Event] = []
-        for (mid, acc), reply in zip(registrations, drained, strict=True):
-            if not reply or reply[0].decode() != mid:
-                continue  # the provider id belongs to another message: its receipts stay there
-            fields = reply[1::2]
-            for raw in reply[2::2]:
-                parked = EventRecord.from_json(raw)
-                events.append(_with_message(parked, mid))
-            if fields:
-                assert acc.provider_id is not None
-                unpark.append(
-                    (keys.parked_key(self.generation, acc.provider_name, acc.provider_id), fields)
+        """Route every receipt kept with the newly registered provider ids again: apply each to
+        the message the rule gives it now (idempotent) and withdraw it from the other
+        candidates (a no-op where it never was)."""
+        groups: dict[str, list[Event]] = defaultdict(list)
+        withdraw: dict[str, set[str]] = defaultdict(set)
+        seen: set[tuple[str, str]] = set()
+        # The last reply of a provider id holds every candidate registered in this batch.
+        for (_mid, acc), reply in reversed(list(zip(registrations, replies, strict=True))):
+            provider = (acc.provider_name.lower(), acc.provider_id or "")
+            if provider in seen:
+                continue
+            seen.add(provider)
+            flat_candidates, flat_receipts = reply
+            candidates = provider_routing.decode_candidates(flat_candidates, now)
+            for raw in flat_receipts[1::2]:
+                receipt = EventRecord.from_json(raw)
+                target = provider_routing.route(
+                    receipt.occurred_ms, receipt.phone_number, candidates
                 )
-        if not events:
+                if target is not None:
+                    groups[target].append(_with_message(receipt, target))
+                key = event_key(receipt.event_id)
+                for other in candidates:
+                    if other.message_id != target:
+                        withdraw[other.message_id].add(key)
+                        groups.setdefault(other.message_id, [])
+        if not groups:
             return
-        self._apply_addressed(events, now, report)
-
-        def build(cmds: Commands) -> None:
-            for key, fields in unpark:
-                cmds.append(("HDEL", key, *fields))
-
-        self._io.run(build)
+        self._fold_and_write(groups, now, report, withdraw)
+        report.applied += sum(len(v) for v in groups.values())

@@ -74,12 +74,22 @@ def decode(message_id: str, raw: bytes | None) -> MessageState | None:
 
 
 def fold_message(
-    message_id: str, raw: bytes | None, events: Sequence[Event], now_ms: int, retention_ms: int
+    message_id: str,
+    raw: bytes | None,
+    events: Sequence[Event],
+    now_ms: int,
+    retention_ms: int,
+    *,
+    withdraw: Iterable[str] = (),
 ) -> Folded:
-    """Fold ``events`` into the stored value ``raw``; see :class:`Folded`."""
+    """Fold ``events`` into the stored value ``raw``, less the entries of the event keys
+    ``withdraw`` (receipts the provider-id rule now gives to another message); see
+    :class:`Folded`. Only withdrawals from a message that is not stored write nothing."""
     old = decode(message_id, raw)
+    if old is None and not events:
+        return Folded(message_id, raw, None, fold.empty_state(NEVER_SEEN_MS), None, ())
     applied = fold.apply_all(old or fold.empty_state(NEVER_SEEN_MS), events)
-    state = applied.state
+    state = fold.without(applied.state, withdraw)
     value = None
     if state != old:
         expire_at = expiry_ms(state, retention_ms)

@@ -1,10 +1,13 @@
-"""The provider map and parked receipts: commands to send and the meaning of their replies.
+"""The provider map and the receipts kept with provider ids: commands and their replies.
 
 A receipt may name its message only by (provider name, provider message id). The provider
 map holds, per provider id, every message registered under it (message id, send time,
-recipient), so a provider that reuses its ids can still be resolved (:func:`choose`). A
-receipt whose provider id is not registered yet is parked until its acceptance arrives.
-Nothing here talks to Redis: functions take data and return commands or results.
+recipient), so a provider that reuses its ids can still be resolved (:func:`choose`, by the
+rule of projector.provider_routing). Every such receipt is kept with its provider id for the
+retention after it was received (``pk`` keys): parked while no message has the id yet, and
+routed again whenever a registration changes the answer (:func:`freed`: applied to its new
+message, withdrawn from the others). Nothing here talks to Redis: functions take data and
+return commands or results.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from projector import provider_routing
 from projector.commands import ScriptedPipelines
 from projector.logdecode import Event, LogEvent
 from schemas.events import EventRecord
 from schemas.layout import Layout, provider_field
-from schemas.stored import Acceptance
+from schemas.stored import Acceptance, event_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +62,13 @@ def decode_entries(raw: bytes) -> list[Registered]:
 
 
 def choose(entries: Sequence[Registered], receipt: Event) -> str | None:
-    """The message a receipt addressed by provider id belongs to: the first registered.
+    """The message a receipt addressed by provider id belongs to (projector.provider_routing:
+    recipient, then the latest send time not after the receipt), or None without entries.
 
-    (The single place to refine when a provider reuses its ids.)"""
-    del receipt
-    return entries[0].message_id if entries else None
+    Entries of expired messages leave with the sweep (:func:`forget_command`), together with
+    their message, so every entry is a live candidate (no expiry of its own: 0)."""
+    candidates = [provider_routing.Candidate(e.message_id, e.sent_ms, e.phone, 0) for e in entries]
+    return provider_routing.route(receipt.occurred_ms, receipt.phone_number, candidates)
 
 
 def field_of(event: Event) -> str:
@@ -72,13 +78,15 @@ def field_of(event: Event) -> str:
 
 
 def park_commands(
-    io: ScriptedPipelines, layout: Layout, receipts: Sequence[Event], expire_ms: int
+    io: ScriptedPipelines, layout: Layout, receipts: Sequence[Event], retention_ms: int
 ) -> list[tuple[Any, ...]]:
-    """One PARK call per receipt: look its provider id up, or park it."""
+    """One PARK call per receipt: keep it with its provider id until the retention after it
+    was received (so a replay writes the same expiry), and look the provider id up."""
     cmds = []
     for event in receipts:
         field = field_of(event)
         keys_ = [layout.provider_key(field), layout.parked_key(field)]
+        expire_ms = event.received_ms + retention_ms
         cmds.append(io.evalsha("park", keys_, [field, event.event_id, event.to_json(), expire_ms]))
     return cmds
 
@@ -96,13 +104,14 @@ def resolved(receipts: Sequence[Event], replies: Sequence[bytes | None]) -> list
 
 def register_command(
     io: ScriptedPipelines, layout: Layout, message_id: str, acc: Acceptance
-) -> tuple[Any, ...]:
-    """REGISTER the message under its acceptance's provider id (which it must have)."""
+) -> tuple[str, tuple[Any, ...]]:
+    """(provider field, REGISTER call) of the message under its acceptance's provider id
+    (which it must have)."""
     assert acc.provider_id is not None
     field = provider_field(acc.provider_name, acc.provider_id)
     entry = encode_entry(Registered(message_id, acc.occurred_ms, acc.phone))
-    return io.evalsha("register", [layout.provider_key(field), layout.parked_key(field)],
-                      [field, entry])  # fmt: skip
+    keys_ = [layout.provider_key(field), layout.parked_key(field)]
+    return field, io.evalsha("register", keys_, [field, entry])
 
 
 def forget_command(
@@ -117,28 +126,33 @@ def forget_command(
 
 @dataclass(frozen=True, slots=True)
 class Freed:
-    """Parked receipts to apply now, and the HDEL that unparks them once applied."""
+    """Kept receipts routed again: (message id, receipt) to apply, and per message id the
+    event keys to withdraw (the receipts the rule now gives to another message)."""
 
     addressed: list[tuple[str, Event]]
-    unpark: list[tuple[Any, ...]]
+    withdraw: dict[str, set[str]]
 
 
-def freed(layout: Layout, replies: Sequence[list[bytes]]) -> Freed:
-    """Receipts parked under newly registered provider ids, each given its message."""
+def freed(fields: Sequence[str], replies: Sequence[list[bytes]]) -> Freed:
+    """Route every receipt kept with the provider ``fields`` just registered (REGISTER's
+    replies, in the order sent): to the message the rule gives it now, withdrawn from every
+    other entry of its provider id. The last reply of a field holds every entry registered
+    in the batch (the calls run in order), so only that one is used."""
+    last: dict[str, list[bytes]] = dict(zip(fields, replies, strict=True))
     addressed: list[tuple[str, Event]] = []
-    unpark: list[tuple[Any, ...]] = []
-    for reply in replies:
+    withdraw: dict[str, set[str]] = {}
+    for reply in last.values():
         entries = decode_entries(reply[0])
-        fields = reply[1::2]
-        if not fields:
-            continue
         for raw in reply[2::2]:
             event = EventRecord.from_json(raw)
-            mid = choose(entries, event)
-            if mid is not None:
-                addressed.append((mid, event))
-        unpark.append(("HDEL", layout.parked_key(field_of(event)), *fields))
-    return Freed(addressed, unpark)
+            target = choose(entries, event)
+            if target is not None:
+                addressed.append((target, event))
+            key = event_key(event.event_id)
+            for entry in entries:
+                if entry.message_id != target:
+                    withdraw.setdefault(entry.message_id, set()).add(key)
+    return Freed(addressed, withdraw)
 
 
 __all__ = ["LogEvent", "Registered", "choose", "freed", "park_commands", "resolved"]

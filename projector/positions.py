@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from projector import generations
 from projector.batch import until_done
+from projector.errors import AheadOfLog
 from schemas import keys
 from schemas.layout import Layout, is_legacy
 
@@ -30,10 +31,6 @@ def positions_key(generation: str) -> str:
         if is_legacy(generation)
         else Layout(generation).positions_key
     )
-
-
-class AheadOfLog(Exception):  # noqa: N818 - names the condition
-    """The projection reflects offsets the log does not have. Not retriable: replay it."""
 
 
 class ResumeFromProjection(ConsumerRebalanceListener):  # type: ignore[misc]

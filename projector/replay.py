@@ -1,4 +1,4 @@
-"""``msgstatus replay``: rebuild the projection from the event log (SPEC section 5).
+"""``msgstatus replay``: rebuild the projection from the event log (docs/design.md §5).
 
 Default: a NEW generation is built beside the served one while the API keeps serving; it is
 announced first, so the live projector writes each new batch to it as well, then the log is
@@ -24,17 +24,15 @@ from tqdm import tqdm
 
 from projector import generations
 from projector.batch import process
+from projector.errors import ReplayRefused
 from projector.settings import ProjectorSettings
 from projector.targets import Store, open_store
-from schemas import redis_client
+from runtime import redis_client
+from runtime.topics import partition_ids
 
 log = logging.getLogger(__name__)
 
 PROGRESS = Gauge("msgstatus_replay_progress_ratio", "Share of the replay's records applied")
-
-
-class ReplayRefused(Exception):  # noqa: N818 - names the outcome
-    """The new generation could be behind the served one, so the switch was not made."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +77,7 @@ class _Progress:
 class Replay:
     """One rebuild. Settings as the projector's; ``since_ms`` (epoch ms, UTC) limits the start.
 
-    Raises :class:`ReplayRefused` (no switch made), :class:`generations.GenerationError`
+    Raises :class:`ReplayRefused` (no switch made), :class:`GenerationError`
     (another replay switched first) and Kafka/Redis client errors.
     """
 
@@ -141,10 +139,9 @@ class Replay:
         self, consumer: AIOKafkaConsumer
     ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
         """Start and end offsets of every partition (end = after the announcement)."""
-        parts = consumer.partitions_for_topic(self.s.topic)
+        parts = await partition_ids(self.s)
         if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(self.s.topic) or set()
+            raise ReplayRefused(f"the event log {self.s.topic!r} does not exist")
         tps = sorted(TopicPartition(self.s.topic, p) for p in parts)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
         if self.since_ms is None:
@@ -195,6 +192,10 @@ class Replay:
                 f"{self.announce_ttl_s} s between renewals), so the live projector may have "
                 "skipped it: not switching"
             )
-        await generations.switch(redis, old, target)
-        await generations.unmark_building(redis, target)
+        try:
+            await generations.switch(redis, old, target)
+        finally:
+            # Switched, or refused because another generation was switched in: either way
+            # the live projector need not write to it any longer.
+            await generations.unmark_building(redis, target)
         log.info("the read API now serves generation %s (was %s)", target, old)

@@ -1,7 +1,7 @@
 """The projector process: a consumer-group member that applies batches and then commits.
 
 Offsets are committed only after the batch's Redis writes (and dead letters) succeeded:
-at-least-once, and the fold makes repeats harmless (SPEC section 5). On SIGTERM it finishes
+at-least-once, and the fold makes repeats harmless (docs/design.md §5). On SIGTERM it finishes
 the batch in hand, commits, and leaves the group.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import signal
 import time
@@ -23,12 +22,14 @@ from redis.asyncio import Redis
 
 from projector import generations, sweep
 from projector.batch import process, until_done
+from projector.letters import DeadLetterLedger
 from projector.positions import ResumeFromProjection
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
 from projector.targets import Store, open_store
-from schemas import redis_client
-from schemas.topics import ensure_topics
+from runtime import redis_client
+from runtime.gc_tuning import tune_gc
+from runtime.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +117,12 @@ class Projector:
             bootstrap_servers=s.kafka_bootstrap_servers, acks="all", enable_idempotence=True
         )
         await dead_letters.start()
+        ledger = await DeadLetterLedger.load(s.kafka_bootstrap_servers, s.dead_letter_topic)
         await consumer.start()
         resume = ResumeFromProjection(consumer, redis, s.generation, s.redis_retry_max_s)
         consumer.subscribe([s.topic], listener=resume)
         try:
-            await self._loop(consumer, redis, writer, dead_letters, resume)
+            await self._loop(consumer, redis, writer, dead_letters, resume, ledger=ledger)
         finally:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(s.shutdown_timeout_s):
@@ -138,6 +140,8 @@ class Projector:
         writer: SyncRedis,
         dead_letters: AIOKafkaProducer,
         resume: ResumeFromProjection,
+        *,
+        ledger: DeadLetterLedger,
     ) -> None:
         s = self.settings
         stores: dict[str, Store] = {}
@@ -175,6 +179,7 @@ class Projector:
                 dead_letters,
                 s.dead_letter_topic,
                 s.redis_retry_max_s,
+                ledger=ledger,
             )
             offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
             # The commit runs while the next batch is fetched and applied (one in flight):
@@ -220,12 +225,10 @@ class Projector:
 
 
 def main(settings: ProjectorSettings) -> None:
-    """Run the projector until SIGINT/SIGTERM; serve Prometheus metrics on ``metrics_port``."""
+    """Run the projector until SIGINT/SIGTERM; serve Prometheus metrics on ``host:metrics_port``."""
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-    gc.collect()
-    gc.freeze()  # start-up objects stay out of every collection (see msgstatus.web.tune_gc)
-    gc.set_threshold(50_000, 50, 100)
+        start_http_server(settings.metrics_port, addr=settings.host)
+    tune_gc()
 
     async def runner() -> None:
         projector = Projector(settings)

@@ -1,7 +1,8 @@
 """Lua scripts of the projection writes; each touches keys of one hash slot only (Cluster safe).
 
-redis-py loads them (SCRIPT LOAD) before each pipeline that uses them, so a server that lost
-its script cache (restart, SCRIPT FLUSH, failover) gets them again instead of NOSCRIPT.
+They are loaded once and called by SHA (projector/commands.py); a server that lost its script
+cache (restart, SCRIPT FLUSH, failover) answers NOSCRIPT, and the batch is re-run after loading
+them again.
 """
 
 from __future__ import annotations
@@ -31,32 +32,27 @@ return 1
 """
 
 PARK = """
--- KEYS[1] provider map, KEYS[2] parked receipts. ARGV[1] event id, ARGV[2] record JSON,
--- ARGV[3] expiry (epoch ms). Returns our message id when the provider id is known already;
--- otherwise parks the receipt until its acceptance arrives and returns nil.
-local id = redis.call('GET', KEYS[1])
-if id then return id end
+-- KEYS[1] provider map (HASH message id -> candidate), KEYS[2] the provider id's receipts.
+-- ARGV[1] event id, ARGV[2] record JSON, ARGV[3] expiry (epoch ms). Keeps the receipt with
+-- its provider id and returns the candidates (HGETALL); the projector routes it
+-- (projector.provider_routing), so a receipt is never lost between the two steps.
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 if redis.call('PEXPIRETIME', KEYS[2]) < tonumber(ARGV[3]) then
   redis.call('PEXPIREAT', KEYS[2], ARGV[3])
 end
-return false
+return redis.call('HGETALL', KEYS[1])
 """
 
 REGISTER = """
--- KEYS[1] provider map, KEYS[2] parked receipts. ARGV[1] message id, ARGV[2] expiry (epoch ms).
--- Records which message a provider id belongs to (the first acceptance keeps it) and returns
--- {mapped message id, event id 1, record 1, ...}: the receipts parked for it. They are removed
--- by UNPARK only after they were applied, so a crash in between loses nothing.
-local id = redis.call('GET', KEYS[1])
-if not id then
-  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-  id = ARGV[1]
+-- KEYS[1] provider map, KEYS[2] the provider id's receipts. ARGV[1] message id, ARGV[2] its
+-- candidate value ('<sent ms> <expiry ms> <phone>'), ARGV[3] expiry (epoch ms). Adds the
+-- message as a candidate and returns {candidates, receipts} (two HGETALL replies) for the
+-- projector to route every receipt again. Idempotent.
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 end
-if id ~= ARGV[1] then return {id} end
-local out = redis.call('HGETALL', KEYS[2])
-table.insert(out, 1, id)
-return out
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 """
 
 POSITIONS = """

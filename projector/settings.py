@@ -12,7 +12,8 @@ class ProjectorSettings(CommonSettings):
     """Projector settings. Durations in seconds unless named ``_ms``.
 
     ``generation`` pins the projection generation to write; empty means the one the read API
-    serves (``msgstatus:generation``, ``0`` when unset).
+    serves (``msgstatus:generation``, ``0`` when unset). ``host``/``metrics_port``: where the
+    Prometheus metrics are served (``0.0.0.0`` in a container, so Prometheus can scrape them).
     """
 
     group_id: str = "msgstatus-projector"
@@ -21,6 +22,7 @@ class ProjectorSettings(CommonSettings):
     generation: str = ""
     redis_retry_max_s: float = Field(default=5.0, gt=0)
     shutdown_timeout_s: float = Field(default=15.0, gt=0)
+    host: str = "127.0.0.1"
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     projection_buckets: int = Field(default=DEFAULT_BUCKETS, ge=1, le=10_000_000)
     """Buckets of a generation this process creates: about retained messages / 20."""

@@ -1,12 +1,14 @@
 """Applying a batch to a format-2 projection generation: the orchestration, nothing else.
 
-Per batch: (1) receipts that name their message only by provider id are resolved through
-the provider map, or parked (projector.parking); (2) each message's stored value is read
+Per batch: (1) receipts that name their message only by provider id are kept with that id
+and routed among the messages registered under it (projector.parking, by the rule of
+projector.provider_routing), or parked until one is; (2) each message's stored value is read
 (one HMGET per bucket), the pure fold applied and the result written with a compare-and-set
 per bucket, read and folded again on conflict (projector.messages); (3) index entries and
 provider registrations of accepted messages are written (projector.indexes, parking), and
-receipts parked for newly registered provider ids go round again from (2). Every step can
-run again after a crash without changing the outcome, so offsets are committed afterwards.
+the receipts kept with each newly registered provider id are routed again: from (2), applied
+where the rule now sends them and withdrawn from the other messages. Every step can run
+again after a crash without changing the outcome, so offsets are committed afterwards.
 
 Redis work runs in a worker thread with redis-py's synchronous client (projector.commands).
 """
@@ -27,7 +29,7 @@ from projector.commands import ScriptedPipelines
 from projector.errors import WriteConflict
 from projector.logdecode import Event
 from projector.report import ApplyReport, Refusal
-from schemas import redis_client
+from runtime import redis_client
 from schemas.layout import FORMAT, Layout, meta_key
 from schemas.status import Status
 from schemas.stored import HistoryEntry
@@ -67,28 +69,32 @@ class ProjectionStore:
         todo = [(e.message_id, e) for e in events if e.message_id is not None]
         receipts = [e for e in events if e.message_id is None]
         if receipts:
-            cmds = parking.park_commands(self.io, self.layout, receipts, now + self.retention_ms)
+            cmds = parking.park_commands(self.io, self.layout, receipts, self.retention_ms)
             found = parking.resolved(receipts, self.io.execute(cmds))
             report.parked += len(receipts) - len(found)
             todo += found
-        unpark: list[tuple[Any, ...]] = []
-        while todo:
+        withdraw: dict[str, set[str]] = {}
+        while todo or withdraw:
             groups: dict[str, list[Event]] = defaultdict(list)
             for mid, event in todo:
                 groups[mid].append(event)
-            folded = self._fold_and_write(groups, now, report)
+            for mid in withdraw:
+                groups.setdefault(mid, [])
+            folded = self._fold_and_write(groups, now, report, withdraw)
             report.applied += len(todo)
             freed = self._index_and_register(groups, folded, now)
-            todo = freed.addressed
-            unpark += freed.unpark
-        if unpark:
-            self.io.execute(unpark)
+            todo, withdraw = freed.addressed, freed.withdraw
         return report
 
     def _fold_and_write(
-        self, groups: dict[str, list[Event]], now: int, report: ApplyReport
+        self,
+        groups: dict[str, list[Event]],
+        now: int,
+        report: ApplyReport,
+        withdraw: dict[str, set[str]],
     ) -> dict[str, messages.Folded]:
-        """Fold each message's events into its stored value; compare-and-set, retried."""
+        """Fold each message's events into its stored value, less the entries ``withdraw``
+        names (event keys per message id); compare-and-set, retried."""
         done: dict[str, messages.Folded] = {}
         pending: list[str] = list(groups)
         for attempt in range(MAX_CAS_ATTEMPTS):
@@ -96,7 +102,14 @@ class ProjectionStore:
             raws = messages.stored_values(asked, self.io.execute(reads))
             writes = []
             for mid in pending:
-                f = messages.fold_message(mid, raws[mid], groups[mid], now, self.retention_ms)
+                f = messages.fold_message(
+                    mid,
+                    raws[mid],
+                    groups[mid],
+                    now,
+                    self.retention_ms,
+                    withdraw=withdraw.get(mid, ()),
+                )
                 done[mid] = f
                 if f.value is not None:
                     writes.append(f)
@@ -121,7 +134,7 @@ class ProjectionStore:
         """Index accepted messages and register their provider ids, each time an acceptance
         is seen (so a crash between the state write and this step heals on redelivery)."""
         cmds: list[tuple[Any, ...]] = []
-        registrations = 0
+        fields: list[str] = []
         for mid, f in folded.items():
             acc = f.after.acceptance
             if acc is None or not any(e.status is Status.PROVIDER_ACCEPTANCE for e in groups[mid]):
@@ -132,13 +145,14 @@ class ProjectionStore:
             old = f.before.acceptance if f.before is not None else None
             cmds += indexes.displaced_commands(self.layout, mid, old, acc)
             if acc.provider_id is not None:
-                cmds.append(parking.register_command(self.io, self.layout, mid, acc))
-                registrations += 1
+                field, register = parking.register_command(self.io, self.layout, mid, acc)
+                cmds.append(register)
+                fields.append(field)
         if not cmds:
-            return parking.Freed([], [])
+            return parking.Freed([], {})
         replies = self.io.execute(cmds)
         registered = [r for c, r in zip(cmds, replies, strict=True) if c[0] == "EVALSHA"]
-        return parking.freed(self.layout, cast(list[list[bytes]], registered))
+        return parking.freed(fields, cast(list[list[bytes]], registered))
 
     @staticmethod
     def _note_refusals(

@@ -1,24 +1,30 @@
-"""The read API's HTTP service (seed: message-status-api.txt; SPEC section 3)."""
+"""The read API's HTTP service (docs/design.md §3)."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlencode
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from msgstatus.web import add_ops_routes, problem_response
 from query_api import params
+from query_api.desk import add_desk_routes
 from query_api.openapi import openapi_document
 from query_api.reader import Reader
 from query_api.settings import ApiSettings
-from schemas import redis_client
+from runtime import redis_client
+from runtime.web import add_ops_routes, problem_response
+from schemas import problems
 from schemas.documents import render_history, render_list
 from schemas.problems import Problem, invalid
+from schemas.stored import MessageState
 
 SETTINGS = web.AppKey("settings", ApiSettings)
 READER = web.AppKey("reader", Reader)
@@ -26,13 +32,18 @@ API_KEYS = web.AppKey("api_keys", tuple[bytes, ...])
 
 JSON = "application/json"
 PREFIX = "/api/messagestatus"
-FORBIDDEN = Problem(403, "forbidden", "the X-Api-Key header is missing or not a valid key")
-NOT_FOUND = Problem(404, "not-found", "no message with this id")
-UNAVAILABLE = Problem(503, "store-unavailable", "the status store is not reachable; retry shortly")
+BAD_KEY = Problem.of(problems.FORBIDDEN, "the X-Api-Key header is missing or not a valid key")
+UNKNOWN_ID = Problem.of(problems.NOT_FOUND, "no message with this id")
+STORE_DOWN = Problem.of(
+    problems.STORE_UNAVAILABLE, "the status store is not reachable; retry shortly"
+)
+
+P = TypeVar("P")
+R = TypeVar("R")
 
 
 def _authorized(request: web.Request) -> bool:
-    """Constant-time check of ``X-Api-Key`` against every configured key (SPEC section 3)."""
+    """Constant-time check of ``X-Api-Key`` against every configured key (docs/design.md §3)."""
     given = request.headers.get("X-Api-Key", "").encode()
     ok = False
     for key in request.app[API_KEYS]:
@@ -40,62 +51,91 @@ def _authorized(request: web.Request) -> bool:
     return ok and bool(given)
 
 
-def _unavailable(request: web.Request) -> web.Response:
-    """503 while Redis is unreachable; clients retry after a second."""
-    return problem_response(UNAVAILABLE, request, **{"Retry-After": "1"})
+def api_route(
+    parse: Callable[[web.Request], P],
+    read: Callable[[Reader, P], Awaitable[R]],
+    render: Callable[[web.Request, P, R], web.Response],
+) -> Handler:
+    """The ``/api`` middleware around one endpoint's parse, read and render steps.
+
+    It checks the API key (403), maps :class:`params.BadParameter` from ``parse`` to a 400
+    naming the parameter, and Redis being unreachable during ``read`` to a 503. Built per
+    route rather than as an aiohttp middleware, so a cached read (GET by id, a benchmarked
+    hot path) awaits nothing beyond the one Redis call.
+    """
+
+    async def handler(request: web.Request) -> web.Response:
+        if not _authorized(request):
+            return problem_response(BAD_KEY, request)
+        try:
+            query = parse(request)
+            found = await read(request.app[READER], query)
+        except params.BadParameter as exc:
+            return problem_response(invalid(exc.name, str(exc)), request)
+        except (RedisError, OSError):
+            return problem_response(STORE_DOWN, request, **{"Retry-After": "1"})
+        return render(request, query, found)
+
+    return handler
 
 
-def _bad(request: web.Request, exc: params.BadParameter) -> web.Response:
-    return problem_response(invalid(exc.name, str(exc)), request)
+def _message_id(request: web.Request) -> str:
+    return params.message_id(request.match_info["messageid"])
 
 
-async def get_message(request: web.Request) -> web.Response:
-    """``GET /api/messagestatus/{messageid}``: the message's document, or 400/403/404."""
-    if not _authorized(request):
-        return problem_response(FORBIDDEN, request)
-    try:
-        message_id = params.message_id(request.match_info["messageid"])
-        document = await request.app[READER].document(message_id)
-    except params.BadParameter as exc:
-        return _bad(request, exc)
-    except (RedisError, OSError):
-        return _unavailable(request)
+def _message(request: web.Request, _id: str, document: bytes | None) -> web.Response:
     if document is None:
-        return problem_response(NOT_FOUND, request)
+        return problem_response(UNKNOWN_ID, request)
     return web.Response(body=document, content_type=JSON)
 
 
-async def get_history(request: web.Request) -> web.Response:
-    """``GET /api/messagestatus/{messageid}/history``: the distinct events, oldest first."""
-    if not _authorized(request):
-        return problem_response(FORBIDDEN, request)
-    try:
-        message_id = params.message_id(request.match_info["messageid"])
-        state = await request.app[READER].state(message_id)
-    except params.BadParameter as exc:
-        return _bad(request, exc)
-    except (RedisError, OSError):
-        return _unavailable(request)
+def _history(request: web.Request, message_id: str, state: MessageState | None) -> web.Response:
     if state is None:
-        return problem_response(NOT_FOUND, request)
+        return problem_response(UNKNOWN_ID, request)
     return web.Response(body=render_history(message_id, state.visible_entries()), content_type=JSON)
 
 
-async def _list(request: web.Request, index_key: str) -> web.Response:
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A list request, parsed: the index to range, the send-time bound, count and cursor."""
+
+    index_key: str
+    before_ms: int
+    count: int
+    after: params.Cursor | None
+
+
+def _list_query(request: web.Request, index_key: str) -> ListQuery:
     query = request.rel_url.query
-    try:
-        count = params.count(params.single(query, "count"))
-        before = params.send_date(params.single(query, "sendDate"))
-        after = params.cursor(params.single(query, "cursor"))
-    except params.BadParameter as exc:
-        return _bad(request, exc)
-    reader = request.app[READER]
-    try:
-        docs, next_cursor = await reader.page(index_key, before, count, after)
-    except (RedisError, OSError):
-        return _unavailable(request)
+    count = params.count(params.single(query, "count"))
+    before_ms = params.send_date(params.single(query, "sendDate"))
+    return ListQuery(index_key, before_ms, count, params.cursor(params.single(query, "cursor")))
+
+
+def _by_phone(request: web.Request) -> ListQuery:
+    phone = params.phone_number(request.match_info["phonenumber"])
+    return _list_query(request, request.app[READER].index_key("p", phone))
+
+
+def _by_reference(request: web.Request) -> ListQuery:
+    # From the raw path, so that ``%2F`` inside the key stays part of the key.
+    raw = request.raw_path.split("?", 1)[0][len(PREFIX + "/reference/") :]
+    key = params.reference_key(raw)
+    return _list_query(request, request.app[READER].index_key("r", key))
+
+
+async def _page(reader: Reader, q: ListQuery) -> tuple[bytes, params.Cursor | None]:
+    return await reader.page(q.index_key, q.before_ms, q.count, q.after)
+
+
+def _list(
+    request: web.Request, _q: ListQuery, page: tuple[bytes, params.Cursor | None]
+) -> web.Response:
+    """The list document; a ``rel="next"`` link carries the cursor when more messages follow."""
+    docs, next_cursor = page
     response = web.Response(body=render_list(docs), content_type=JSON)
     if next_cursor is not None:
+        query = request.rel_url.query
         kept = {k: v for k, v in query.items() if k in ("count", "sendDate")}
         kept["cursor"] = next_cursor.encode()
         response.headers["Link"] = (
@@ -104,30 +144,17 @@ async def _list(request: web.Request, index_key: str) -> web.Response:
     return response
 
 
-async def get_by_phone(request: web.Request) -> web.Response:
-    """``GET /api/messagestatus/phonenumber/{phonenumber}``: latest messages to a number."""
-    if not _authorized(request):
-        return problem_response(FORBIDDEN, request)
-    try:
-        phone = params.phone_number(request.match_info["phonenumber"])
-    except params.BadParameter as exc:
-        return _bad(request, exc)
-    return await _list(request, request.app[READER].index_key("p", phone))
+get_message = api_route(_message_id, Reader.document, _message)
+"""``GET /api/messagestatus/{messageid}``: the message's document, or 400/403/404."""
 
+get_history = api_route(_message_id, Reader.state, _history)
+"""``GET /api/messagestatus/{messageid}/history``: the distinct events, oldest first."""
 
-async def get_by_reference(request: web.Request) -> web.Response:
-    """``GET /api/messagestatus/reference/{referencekey}``: latest messages under a key.
+get_by_phone = api_route(_by_phone, _page, _list)
+"""``GET /api/messagestatus/phonenumber/{phonenumber}``: latest messages to a number."""
 
-    The key is taken from the raw path, so ``%2F`` inside it is part of the key.
-    """
-    if not _authorized(request):
-        return problem_response(FORBIDDEN, request)
-    raw = request.raw_path.split("?", 1)[0][len(PREFIX + "/reference/") :]
-    try:
-        key = params.reference_key(raw)
-    except params.BadParameter as exc:
-        return _bad(request, exc)
-    return await _list(request, request.app[READER].index_key("r", key))
+get_by_reference = api_route(_by_reference, _page, _list)
+"""``GET /api/messagestatus/reference/{referencekey}``: latest messages under a key."""
 
 
 async def get_openapi(_request: web.Request) -> web.Response:
@@ -175,9 +202,11 @@ def create_app(settings: ApiSettings) -> web.Application:
 
     add_ops_routes(app, "api", readiness)
     app.router.add_get(PREFIX + "/phonenumber/{phonenumber}", get_by_phone)
-    app.router.add_get(PREFIX + "/reference/{referencekey:.+}", get_by_reference)
+    # [\s\S]: any character, line breaks too, so every key reaches the handler (400 or 200).
+    app.router.add_get(PREFIX + "/reference/{referencekey:[\\s\\S]+}", get_by_reference)
     # [^/]+ rather than aiohttp's default [^{}/]+: an id with braces is a 400 naming it.
     app.router.add_get(PREFIX + "/{messageid:[^/]+}/history", get_history)
     app.router.add_get(PREFIX + "/{messageid:[^/]+}", get_message)
     app.router.add_get("/openapi.json", get_openapi)
+    add_desk_routes(app)
     return app

@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 document of the read API, served at ``/openapi.json``.
 
 ``count`` states ``minimum: 1`` and describes the cap in words, with no ``maximum``: values
-above 100 are valid and mean 100, and a schema-driven client must not reject them (SPEC 3).
+above 100 are valid and mean 100, and a schema-driven client must not reject them
+(docs/design.md §3). Every request the document allows gets a status it documents, which
+schemathesis checks in ``make test`` (tests/test_field_reports_openapi.py).
 """
 
 from __future__ import annotations
@@ -21,13 +23,42 @@ def _problem_ref(description: str) -> dict[str, Any]:
     }
 
 
+def _json(description: str, schema: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _get(
+    summary: str, parameters: list[dict[str, Any]], responses: dict[str, Any]
+) -> dict[str, Any]:
+    """A GET operation that needs the API key."""
+    return {
+        "get": {
+            "summary": summary,
+            "security": [{"ApiKey": []}],
+            "parameters": parameters,
+            "responses": responses,
+        }
+    }
+
+
+_MESSAGE_ID: dict[str, Any] = {
+    "name": "messageid",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+
 _LIST_PARAMS: list[dict[str, Any]] = [
     {
         "name": "count",
         "in": "query",
         "required": False,
         "description": "Maximum number of messages (default 50). Values above 100 are "
-        "silently capped to 100; values below 1 or non-integers are rejected with 400.",
+        "silently capped to 100; values below 1, non-integers and numbers of more than 100 "
+        "digits are rejected with 400.",
         "schema": {"type": "integer", "minimum": 1, "default": 50},
     },
     {
@@ -37,14 +68,19 @@ _LIST_PARAMS: list[dict[str, Any]] = [
         "description": "Only messages sent strictly before this ISO 8601 timestamp (Z or an "
         "offset; no offset means UTC; fractions allowed). Default: the current time. "
         "Encode a '+' offset as %2B.",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "format": "date-time"},
     },
     {
         "name": "cursor",
         "in": "query",
         "required": False,
-        "description": 'Opaque position from the previous page\'s Link rel="next" header.',
-        "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"},
+        "description": 'Position from the previous page\'s Link rel="next" header: the '
+        "last message's send time (epoch ms) and id, <ms>_<uuid>.",
+        "schema": {
+            "type": "string",
+            "pattern": "^[0-9]{1,15}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+            "[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        },
     },
 ]
 
@@ -69,7 +105,6 @@ def openapi_document() -> dict[str, Any]:
         },
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MessageList"}}},
     }
-    security: list[dict[str, list[str]]] = [{"ApiKey": []}]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -173,7 +208,11 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "description": "RFC 9457 problem document.",
                     "properties": {
-                        "type": {"type": "string"},
+                        "type": {
+                            "type": "string",
+                            "description": "/problems/<name>, a page on this server that "
+                            "explains the problem; about:blank for a plain HTTP refusal.",
+                        },
                         "title": {"type": "string"},
                         "status": {"type": "integer"},
                         "detail": {"type": "string"},
@@ -193,92 +232,57 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "paths": {
-            "/api/messagestatus/{messageid}": {
-                "get": {
-                    "summary": "Get message status by message ID",
-                    "security": security,
-                    "parameters": [
-                        {
-                            "name": "messageid",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string", "format": "uuid"},
-                        },
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The message's status.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/MessageDocument"}
-                                }
-                            },
-                        },
-                        **_COMMON_ERRORS,
-                        "404": _problem_ref("No message with this id."),
+            "/api/messagestatus/{messageid}": _get(
+                "Get message status by message ID",
+                [_MESSAGE_ID],
+                {
+                    "200": _json("The message's status.", "MessageDocument"),
+                    **_COMMON_ERRORS,
+                    "404": _problem_ref("No message with this id."),
+                },
+            ),
+            "/api/messagestatus/{messageid}/history": _get(
+                "The message's distinct events, oldest first",
+                [_MESSAGE_ID],
+                {
+                    "200": _json("The history.", "History"),
+                    **_COMMON_ERRORS,
+                    "404": _problem_ref("No message with this id."),
+                },
+            ),
+            "/api/messagestatus/phonenumber/{phonenumber}": _get(
+                "Latest messages sent to a phone number",
+                [
+                    {
+                        "name": "phonenumber",
+                        "in": "path",
+                        "required": True,
+                        "description": "E.164 number, e.g. +1234567890 (%2B for +).",
+                        "schema": {"type": "string", "pattern": "^\\+[1-9][0-9]{0,14}$"},
                     },
-                }
-            },
-            "/api/messagestatus/{messageid}/history": {
-                "get": {
-                    "summary": "The message's distinct events, oldest first",
-                    "security": security,
-                    "parameters": [
-                        {
-                            "name": "messageid",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string", "format": "uuid"},
+                    *_LIST_PARAMS,
+                ],
+                {"200": message_list, **_COMMON_ERRORS},
+            ),
+            "/api/messagestatus/reference/{referencekey}": _get(
+                "Latest messages under an external reference key",
+                [
+                    {
+                        "name": "referencekey",
+                        "in": "path",
+                        "required": True,
+                        "description": "Any UTF-8 text of 1-255 characters without control "
+                        "characters, percent-encoded (a '/' in the key as %2F).",
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 255,
+                            "pattern": "^[^\\u0000-\\u001f\\u007f]+$",
                         },
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The history.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/History"}
-                                }
-                            },
-                        },
-                        **_COMMON_ERRORS,
-                        "404": _problem_ref("No message with this id."),
                     },
-                }
-            },
-            "/api/messagestatus/phonenumber/{phonenumber}": {
-                "get": {
-                    "summary": "Latest messages sent to a phone number",
-                    "security": security,
-                    "parameters": [
-                        {
-                            "name": "phonenumber",
-                            "in": "path",
-                            "required": True,
-                            "description": "E.164 number, e.g. +1234567890 (%2B for +).",
-                            "schema": {"type": "string", "pattern": "^\\+[1-9][0-9]{0,14}$"},
-                        },
-                        *_LIST_PARAMS,
-                    ],
-                    "responses": {"200": message_list, **_COMMON_ERRORS},
-                }
-            },
-            "/api/messagestatus/reference/{referencekey}": {
-                "get": {
-                    "summary": "Latest messages under an external reference key",
-                    "security": security,
-                    "parameters": [
-                        {
-                            "name": "referencekey",
-                            "in": "path",
-                            "required": True,
-                            "description": "Any UTF-8 text of 1-255 characters, percent-encoded "
-                            "(a '/' in the key as %2F).",
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-                        },
-                        *_LIST_PARAMS,
-                    ],
-                    "responses": {"200": message_list, **_COMMON_ERRORS},
-                }
-            },
+                    *_LIST_PARAMS,
+                ],
+                {"200": message_list, **_COMMON_ERRORS},
+            ),
         },
     }

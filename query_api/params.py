@@ -1,12 +1,10 @@
-"""Path and query parameters of the read API, checked as SPEC section 3 decides.
+"""Path and query parameters of the read API, checked as docs/design.md §3 decides.
 
 Each parser returns the clean value or raises :class:`BadParameter` naming the parameter.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import time
 from dataclasses import dataclass
@@ -14,11 +12,19 @@ from urllib.parse import unquote
 
 from multidict import MultiMapping
 
+from schemas.events import UUID_TEXT
 from schemas.phone import is_e164
 from schemas.timefmt import TimestampError, parse_iso_ms
 
-UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 DEFAULT_COUNT, MAX_COUNT = 50, 100
+COUNT_DIGITS = 100
+"""``count`` has at most 100 digits: a longer number is a 400 before it is converted (Python
+refuses to convert numbers of thousands of digits); shorter ones above 100 mean 100."""
+CURSOR_RE = re.compile(
+    r"(?P<score>[0-9]{1,15})_(?P<id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+)
+"""A ``cursor``: ``<send time, epoch ms>_<message id>``, the schema's pattern in openapi.py."""
 MAX_REFERENCE_KEY = 255
 
 
@@ -40,7 +46,7 @@ def single(query: MultiMapping[str], name: str) -> str | None:
 
 def message_id(raw: str) -> str:
     """A message id: a UUID in any letter case; returned lowercase."""
-    if UUID_RE.fullmatch(raw) is None:
+    if UUID_TEXT.fullmatch(raw) is None:
         raise BadParameter("messageid", "must be a UUID")
     return raw.lower()
 
@@ -73,8 +79,10 @@ def count(raw: str | None) -> int:
     """``count``: default 50, above 100 silently 100, below 1 or not an integer: error."""
     if raw is None:
         return DEFAULT_COUNT
-    if not raw.isascii() or not raw.isdigit():
-        raise BadParameter("count", "must be an integer from 1; values above 100 mean 100")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > COUNT_DIGITS:
+        raise BadParameter(
+            "count", "must be an integer from 1 (at most 100 digits); values above 100 mean 100"
+        )
     value = int(raw)
     if value < 1:
         raise BadParameter("count", "must be an integer from 1; values above 100 mean 100")
@@ -82,13 +90,16 @@ def count(raw: str | None) -> int:
 
 
 def send_date(raw: str | None) -> int:
-    """``sendDate`` as epoch ms (exclusive upper bound); default: now. ISO 8601, no offset = UTC."""
+    """``sendDate`` as epoch ms (exclusive upper bound); default: now. ISO 8601, no offset = UTC.
+
+    Any valid date-time of the years 0001-9999 is accepted (what ``format: date-time`` allows);
+    outside 1970-6429 it is clamped, which lists the same messages."""
     if raw is None:
         return int(time.time() * 1000)
     try:
         # Strictly before 10:00:00.5009 includes 10:00:00.500: round a sub-millisecond
         # bound up, since sends are kept to the millisecond.
-        return parse_iso_ms(raw, round_up=True)
+        return parse_iso_ms(raw, round_up=True, clamp=True)
     except TimestampError:
         raise BadParameter(
             "sendDate", "must be an ISO 8601 date-time, e.g. 2026-12-31T23:59:59Z (encode + as %2B)"
@@ -103,21 +114,19 @@ class Cursor:
     message_id: str
 
     def encode(self) -> str:
-        """Opaque text for the ``cursor`` query parameter of the ``rel="next"`` link."""
-        return (
-            base64.urlsafe_b64encode(f"{self.score}:{self.message_id}".encode())
-            .decode()
-            .rstrip("=")
-        )
+        """The ``cursor`` query parameter of the ``rel="next"`` link: ``<score>_<id>``."""
+        return f"{self.score}_{self.message_id}"
 
 
 def cursor(raw: str | None) -> Cursor | None:
-    """Decode the ``cursor`` query parameter of a ``rel="next"`` link."""
+    """Decode the ``cursor`` query parameter: ``<send time, epoch ms>_<message id>``.
+
+    Every value of that form is accepted (it only says where the page starts), so what the
+    OpenAPI pattern allows is what is accepted; anything else is a 400 naming ``cursor``.
+    """
     if raw is None:
         return None
-    try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        score, mid = text.split(":", 1)
-        return Cursor(int(score), message_id(mid))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadParameter("cursor", "is not a cursor this API issued") from None
+    match = CURSOR_RE.fullmatch(raw)
+    if match is None:
+        raise BadParameter("cursor", "is <send time in epoch ms>_<message id>, as rel=next gives")
+    return Cursor(int(match["score"]), match["id"].lower())

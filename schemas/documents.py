@@ -1,8 +1,8 @@
-"""The read API's response documents (seed: "Body Response"), rendered once by the projector.
+"""The read API's response documents (docs/design.md §3), rendered once by the projector.
 
 Field order and presence follow the seed document: ``reference`` is ``{}`` when none was
 given, ``sms`` appears for channel SMS only, ``provider.message`` only when there is one,
-``provider.code`` is a string (SPEC section 3). Timestamps are ``YYYY-MM-DDTHH:MM:SSZ``.
+``provider.code`` is a string (docs/design.md §3). Timestamps are ``YYYY-MM-DDTHH:MM:SSZ``.
 """
 
 from __future__ import annotations

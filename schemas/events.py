@@ -2,11 +2,12 @@
 
 A record's value is the JSON of :class:`EventRecord` (camelCase, like the read API) with a
 ``schemaVersion``; its key is :func:`record_key`. Ingest writes them, the projector and
-replay read them (SPEC sections 4 and 5).
+replay read them (docs/design.md §4 and §5).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -32,9 +33,15 @@ EVENT_ID_NAMESPACE = uuid.UUID("6f1b8a52-3c1e-4d3c-9a47-3f0f2b6f9d11")
 
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 """No control characters in ids, names, keys and codes: they could forge log lines, and a
-key holding one could never be asked for in a URL (PITFALLS: starlette#2563)."""
+key holding one could never be asked for in a URL (docs/pitfalls.md: starlette#2563)."""
 
 UUID_LOWER = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+"""A message or event id as the log holds it: lowercase."""
+
+UUID_TEXT = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+"""A UUID in its 36-character text form, any letter case (ids from URLs and providers)."""
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=NO_CONTROL)]
 ShortText = Annotated[str, StringConstraints(max_length=255, pattern=NO_CONTROL)]
@@ -49,7 +56,7 @@ class _Model(BaseModel):
 
 
 class Reference(_Model):
-    """The sender's reference (seed: "Reference attribute"): all three parts optional."""
+    """The sender's reference (docs/design.md §3): all three parts optional."""
 
     service: ShortText | None = None
     action: ShortText | None = None
@@ -74,7 +81,7 @@ class ProviderInfo(_Model):
     @field_validator("code", mode="before")
     @classmethod
     def _code_as_text(cls, value: Any) -> Any:
-        """Provider codes are strings in the read API (SPEC section 3); integers are accepted."""
+        """Provider codes are strings in the read API (docs/design.md §3); integers are accepted."""
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         return value
@@ -90,7 +97,7 @@ class EventRecord(_Model):
     (channel, phone number, reference, segments, provider name and id); later events name
     the message by ``messageId`` or by ``provider.name`` + ``provider.id``.
 
-    Raises ``pydantic.ValidationError`` on construction when the rules of SPEC section 4 fail.
+    Raises ``pydantic.ValidationError`` on construction when the rules of docs/design.md §4 fail.
     """
 
     schema_version: Literal[1] = Field(default=SCHEMA_VERSION, alias="schemaVersion")

@@ -1,10 +1,10 @@
-"""The Redis key layout, written down once (SPEC section 5; STYLE rule 8).
+"""The Redis key layout, written down once (docs/design.md §5).
 
 Every key starts ``msgstatus:<generation>:``. The part in braces is the Redis Cluster hash
 tag, so all keys of one message share a slot, and so do the keys of one provider message.
 Caller-supplied parts (phone numbers, reference keys, provider names and ids) are
 percent-encoded, so ``:``, ``{``, ``}``, ``*`` or ``/`` in them can never address another
-entity's key (PITFALLS: key collisions); user input is never passed to KEYS or SCAN MATCH.
+entity's key (docs/pitfalls.md: langgraph#8851); user input is never passed to KEYS or SCAN MATCH.
 """
 
 from __future__ import annotations
@@ -48,12 +48,15 @@ def _provider_tag(name: str, provider_id: str) -> str:
 
 
 def provider_map_key(generation: str, name: str, provider_id: str) -> str:
-    """STRING: our message id for a provider's message id (set by the acceptance event)."""
-    return f"{PREFIX}:{generation}:prov:{_provider_tag(name, provider_id)}"
+    """HASH: our message ids with this provider message id -> ``<sent ms> <expiry ms> <phone>``
+    (set by acceptance events; several when the provider reuses its ids:
+    projector.provider_routing)."""
+    return f"{PREFIX}:{generation}:provs:{_provider_tag(name, provider_id)}"
 
 
 def parked_key(generation: str, name: str, provider_id: str) -> str:
-    """HASH: event id -> record JSON, receipts that arrived before their acceptance."""
+    """HASH: event id -> record JSON, every receipt that named its message only by this
+    provider id (kept for the retention, so a later acceptance can re-route it)."""
     return f"{PREFIX}:{generation}:parked:{_provider_tag(name, provider_id)}"
 
 

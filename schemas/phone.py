@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 E164 = re.compile(r"\+[1-9][0-9]{0,14}")
-"""SPEC section 3: ``+``, then 1-15 digits, the first not 0. Syntax only, no numbering plan."""
+"""docs/design.md §3: ``+``, then 1-15 digits, the first not 0. Syntax only, no numbering plan."""
 
 _SEPARATORS = re.compile(r"[\s().\-]")
 

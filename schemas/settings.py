@@ -28,7 +28,7 @@ CsvList = Annotated[list[str], NoDecode]
 
 
 class CommonSettings(BaseSettings):
-    """Connection and log settings (SPEC section 1). Durations in seconds unless named ``_ms``."""
+    """Connection and log settings (docs/design.md §1). Durations in seconds unless ``_ms``."""
 
     model_config = SettingsConfigDict(
         env_prefix="MSGSTATUS_",

@@ -1,4 +1,4 @@
-"""The status model of SPEC section 2: statuses, channels, ranks and the tie order."""
+"""The status model of docs/design.md §2: statuses, channels, ranks and the tie order."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ RANK: dict[Status, int] = {
     Status.DELIVERED: 3,
     Status.READ: 4,
 }
-"""SPEC section 2: a handset receipt outweighs a failure report; READ implies DELIVERED."""
+"""docs/design.md §2: a handset receipt outweighs a failure report; READ implies DELIVERED."""
 
 TIE_ORDER: dict[Status, int] = {
     Status.PROVIDER_ACCEPTANCE: 0,

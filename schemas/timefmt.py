@@ -15,20 +15,21 @@ _ISO = re.compile(
 
 MAX_MS = 2**47
 """Epoch milliseconds we accept, exclusive (year 6429): far beyond any delivery receipt,
-and well within a double's exact integers (sorted-set scores, PITFALLS redis#1071)."""
+and well within a double's exact integers (sorted-set scores, docs/pitfalls.md: redis#1071)."""
 
 
 class TimestampError(ValueError):
     """Raised when a timestamp is not ISO 8601 (date, time, optional fraction and offset)."""
 
 
-def parse_iso_ms(text: str, *, round_up: bool = False) -> int:
+def parse_iso_ms(text: str, *, round_up: bool = False, clamp: bool = False) -> int:
     """Parse an ISO 8601 date-time into epoch milliseconds (UTC).
 
-    Accepts ``Z`` or a ``+hh:mm``/``+hhmm``/``+hh`` offset; no offset means UTC (SPEC section 3).
+    Accepts ``Z`` or a ``+hh:mm``/``+hhmm``/``+hh`` offset; no offset means UTC (docs/design.md §3).
     Fractions beyond milliseconds are truncated, or rounded up with ``round_up``. Raises
     :class:`TimestampError` otherwise, including for an offset whose ``+`` arrived as a space
-    (``...T10:00:00 01:00``), and outside 1970 to 6429.
+    (``...T10:00:00 01:00``), and outside 1970 to 6429; with ``clamp`` a valid date-time
+    outside that range is clamped to it instead (a filter bound such as ``sendDate``).
     """
     match = _ISO.fullmatch(text.strip()) if text == text.strip() else None
     if match is None:
@@ -56,14 +57,18 @@ def parse_iso_ms(text: str, *, round_up: bool = False) -> int:
         aware = base.replace(tzinfo=timezone(offset))
         ms = int(aware.timestamp()) * 1000 + millis
     except (OverflowError, ValueError) as exc:
+        if clamp:
+            return 0 if base.year < 1970 else MAX_MS - 1
         raise TimestampError(f"out of range: {text!r}") from exc
+    if clamp:
+        return min(max(ms, 0), MAX_MS - 1)
     if not 0 <= ms < MAX_MS:
         raise TimestampError(f"out of range (1970 to 6429): {text!r}")
     return ms
 
 
 def format_seconds(ms: int) -> str:
-    """Format epoch milliseconds as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC (seed document format).
+    """Format epoch milliseconds as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC (docs/design.md §3).
 
     Milliseconds are dropped (floor), as the seed's documents carry whole seconds.
     """

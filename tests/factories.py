@@ -31,7 +31,7 @@ SEED_DOCUMENT: dict[str, Any] = {
         "sms": {"segments": 1},
     }
 }
-"""The response example of the seed document (message-status-api.txt), verbatim."""
+"""The response example of the seed document (docs/design.md §3), verbatim."""
 
 
 def new_secret() -> str:

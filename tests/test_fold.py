@@ -1,4 +1,4 @@
-"""The status fold (SPEC section 2) as a pure function: examples and hypothesis properties."""
+"""The status fold (docs/design.md §2) as a pure function: examples and hypothesis properties."""
 
 from __future__ import annotations
 
@@ -117,19 +117,20 @@ def test_earliest_acceptance_defines_the_message() -> None:
 
 statuses = st.sampled_from(list(Status))
 event_strategy = st.builds(
-    lambda status, dt, ps, code, channel: record(
+    lambda status, dt, ps, code, channel, event_id: record(
         status,
         T0 + dt,
         channel=channel,
         provider_status=ps,
         code=code,
-        event_id=f"00000000-0000-4000-8000-{dt:012d}",
+        event_id=str(event_id),
     ),
     statuses,
-    st.integers(min_value=0, max_value=5),
+    st.integers(min_value=0, max_value=5),  # few instants: equal-instant ties are common
     st.sampled_from(["a", "b", None]),
     st.sampled_from(["0", "1", None]),
     st.sampled_from([Channel.SMS, Channel.RCS]),
+    st.uuids(),  # independent of the content: two events at one instant stay two events
 )
 
 
@@ -161,21 +162,96 @@ def test_applying_everything_again_changes_nothing(events: list[EventRecord]) ->
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(event_strategy, min_size=1, max_size=8),
+    st.lists(event_strategy, max_size=8),
+    st.sampled_from([Channel.SMS, Channel.RCS]),
     statuses.filter(lambda s: s is not Status.PROVIDER_ACCEPTANCE),
     st.integers(0, 5),
 )
 def test_a_receipt_never_moves_the_status_back(
-    events: list[EventRecord], status: Status, dt: int
+    events: list[EventRecord], channel: Channel, status: Status, dt: int
 ) -> None:
     """Property: adding a receipt (any status but an acceptance) never lowers the rank."""
     from schemas.status import RANK  # noqa: PLC0415
 
-    state = fold.fold("m", events, 2**47).state
+    accepted = [record(Status.PROVIDER_ACCEPTANCE, T0 - 1, channel=channel), *events]
+    state = fold.fold("m", accepted, 2**47).state
     before = fold.view("m", state)
     after = fold.view("m", fold.apply(state, record(status, T0 + dt)).state)
-    if before is not None and after is not None:
-        assert RANK[after.status] >= RANK[before.status]
+    assert before is not None
+    assert after is not None
+    assert RANK[after.status] >= RANK[before.status]
+
+
+# The precedence rule as the README states it, written out here independently of
+# schemas.status: rank, then the later instant, then UNDELIVERED over REJECTED, then the
+# provider's words (status, then code) compared as text.
+DOCUMENTED_RANK = {
+    Status.PROVIDER_ACCEPTANCE: 0,
+    Status.SENT: 1,
+    Status.REJECTED: 2,
+    Status.UNDELIVERED: 2,
+    Status.DELIVERED: 3,
+    Status.READ: 4,
+}
+
+
+def spec_key(e: EventRecord) -> tuple[int, int, bool, str, str]:
+    """The README's order of precedence of one receipt."""
+    return (
+        DOCUMENTED_RANK[e.status],
+        e.occurred_ms,
+        e.status is Status.UNDELIVERED,
+        e.provider.status or "",
+        e.provider.code or "",
+    )
+
+
+def test_every_tie_is_decided_by_the_documented_order_in_both_arrival_orders() -> None:
+    """Any two receipts of an RCS message (statuses x two instants x two provider words x two
+    codes, equal rank and instant included): the holder is the documented winner, whichever
+    arrives first."""
+    acc = record(Status.PROVIDER_ACCEPTANCE, T0 - 1, channel=Channel.RCS)
+    grid = [
+        record(status, T0 + dt, provider_status=word, code=code)
+        for status in Status
+        if status is not Status.PROVIDER_ACCEPTANCE
+        for dt in (0, 1)
+        for word in ("a", "b")
+        for code in ("0", "1")
+    ]
+    ties = 0
+    for i, x in enumerate(grid):
+        for y in grid[i + 1 :]:
+            winner = max(x, y, key=spec_key)
+            ties += spec_key(x)[:2] == spec_key(y)[:2]
+            for events in ([acc, x, y], [acc, y, x]):
+                view = fold.view("m", fold.fold("m", events, 2**47).state)
+                assert view is not None
+                got = (view.status, view.changed_ms, view.provider_status, view.provider_code)
+                want = (
+                    winner.status,
+                    winner.occurred_ms,
+                    winner.provider.status,
+                    winner.provider.code,
+                )
+                assert got == want, (x, y)
+    assert ties > 50  # equal rank and instant: the tie rules were exercised
+
+
+def test_provider_words_decide_a_tie_of_status_and_instant() -> None:
+    """Same status at the same instant: the provider status compared as text, then the code."""
+    acc = record(Status.PROVIDER_ACCEPTANCE, T0)
+    expired = record(Status.UNDELIVERED, T0 + 5, provider_status="EXPIRED", code="1")
+    undeliv = record(Status.UNDELIVERED, T0 + 5, provider_status="UNDELIV", code="0")
+    code_9 = record(Status.UNDELIVERED, T0 + 5, provider_status="UNDELIV", code="9")
+    for events in ([acc, expired, undeliv], [acc, undeliv, expired]):
+        view = fold.view("m", fold.fold("m", events, 2**47).state)
+        assert view is not None
+        assert (view.provider_status, view.provider_code) == ("UNDELIV", "0")
+    for events in ([acc, code_9, undeliv, expired], [acc, expired, undeliv, code_9]):
+        view = fold.view("m", fold.fold("m", events, 2**47).state)
+        assert view is not None
+        assert (view.provider_status, view.provider_code) == ("UNDELIV", "9")
 
 
 def test_a_retried_callback_stamped_with_its_receive_time_is_one_entry() -> None:

@@ -23,7 +23,10 @@ async def ingest_only() -> AsyncIterator[Stack]:
 async def test_a_signed_body_that_is_not_utf8_is_400_not_401(ingest_only: Stack) -> None:
     """JSON is UTF-8: a body that is not is named as the problem, whatever its signature."""
     body = b'{"status": "\xff"}'
-    reply = await ingest_only.post(body, headers={"content-type": "application/json"})
+    # Well-formed signature headers (of another body): they pass the check made before the
+    # body is read, so the body itself is what is refused.
+    headers = sign(ingest_only.secret, b"{}")
+    reply = await ingest_only.post(body, headers=headers)
     assert reply.status == 400
     assert reply.body["errors"][0]["field"] == "body"
 
@@ -41,12 +44,16 @@ async def test_a_malformed_signature_header_is_401_without_parser_internals(
 
 
 async def test_a_stalled_upload_gets_408_and_never_a_500(ingest_only: Stack) -> None:
-    """A client that announces more body than it sends is answered 408 after the timeout."""
+    """A client that announces more body than it sends is answered 408 after the timeout
+    (with well-formed signature headers: without them it is a 401 before the body is read)."""
     host, port = ingest_only.ingest_url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
+    headers = sign(ingest_only.secret, b"{}")
+    signed = "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k != "content-type")
     writer.write(
         b"POST /webhooks/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b'Content-Length: 100\r\n\r\n{"status"'
+        + signed.encode()
+        + b'Content-Length: 100\r\n\r\n{"status"'
     )
     await writer.drain()
     status_line = await asyncio.wait_for(reader.readline(), 10)

@@ -15,8 +15,8 @@ from ingest.canonical import parse_body
 from ingest.errors import InvalidBody, Unauthenticated
 from ingest.providers import ids
 from ingest.providers.auth import check_basic, check_token
-from ingest.providers.common import compact_ms
 from ingest.providers.ids import ProviderIds, SmppIds
+from ingest.providers.times import ProviderTimeError, parse_provider_time
 from ingest.settings import IngestSettings
 from tests.factories import acceptance
 from tests.support.providers import basic
@@ -155,11 +155,12 @@ def test_token_check() -> None:
 )
 def test_compact_provider_times_parse_to_utc(text: str, ms: int) -> None:
     """YYMMDDhhmm and YYMMDDhhmmss (years 2000-2099, leap days too) read as UTC by default."""
-    assert compact_ms(text, "t") == ms
+    assert parse_provider_time(text) == ms
 
 
 @pytest.mark.parametrize("text", ["2502301230", "25011512", "25O1151230", "2501152460"])
 def test_impossible_compact_times_are_malformed(text: str) -> None:
-    """An impossible date, a wrong length, a letter, hour 24: a 400 naming the field."""
-    with pytest.raises(InvalidBody):
-        compact_ms(text, "t")
+    """An impossible date, a wrong length, a letter, hour 24: unreadable (the adapters then
+    use the receive time: tests/test_field_reports_times.py)."""
+    with pytest.raises(ProviderTimeError):
+        parse_provider_time(text)

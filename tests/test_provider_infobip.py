@@ -13,6 +13,7 @@ import pytest
 from ingest.errors import InvalidBody, Unauthenticated
 from ingest.providers.common import Callback
 from ingest.providers.infobip import InfobipAdapter
+from ingest.settings import IngestSettings
 from schemas.status import Status
 from tests.support.providers import basic, callback
 
@@ -151,15 +152,18 @@ def test_a_batch_is_one_event_per_report_and_retries_repeat_the_ids() -> None:
 
 
 def test_five_thousand_reports_map_quickly() -> None:
-    """5,000 reports (about 3 MB) map in well under the produce deadline."""
+    """5,000 reports (about 3 MB) map in under half the default produce deadline of CPU time."""
     items = [report(5, "DELIVERED_TO_HANDSET", 3, "DELIVERED") for _ in range(5000)]
     body = orjson.dumps({"results": items})
     assert 2_000_000 < len(body) < 8 * 1024 * 1024
-    started = time.perf_counter()
+    # CPU time of this process, not wall time: other processes on a busy machine do not
+    # count, while the mapping (which blocks the event loop) does.
+    started = time.process_time()
     records = ADAPTER.handle(callback(body, headers=AUTH)).records
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert len(records) == 5000
-    assert elapsed < 2.0, f"mapping 5,000 reports took {elapsed:.2f}s"
+    deadline = IngestSettings.model_fields["produce_timeout_s"].default
+    assert elapsed < deadline / 2, f"mapping 5,000 reports took {elapsed:.2f} s of CPU"
 
 
 def test_too_many_reports_are_refused() -> None:
@@ -170,8 +174,9 @@ def test_too_many_reports_are_refused() -> None:
     assert err.value.errors[0].field == "results"
 
 
-def test_one_bad_report_names_its_index_and_nothing_is_mapped() -> None:
-    """A bad report makes the whole body a 400 naming each bad field by index."""
+def test_one_bad_report_is_skipped_by_index_and_the_rest_applies() -> None:
+    """An unusable report is skipped naming its index and field; an unreadable time falls
+    back to the receive time; every usable report is mapped (docs/providers.md, Batches)."""
     good = report(5, "DELIVERED_TO_HANDSET", 3, "DELIVERED")
     no_id = report(5, "DELIVERED_TO_HANDSET", 3, "DELIVERED")
     del no_id["messageId"]
@@ -179,14 +184,14 @@ def test_one_bad_report_names_its_index_and_nothing_is_mapped() -> None:
     too_old = report(
         5, "DELIVERED_TO_HANDSET", 3, "DELIVERED", doneAt="1960-01-15T12:30:07.000+0000"
     )
-    with pytest.raises(InvalidBody) as err:
-        ADAPTER.handle(_post([good, no_id, bad_time, "x", too_old]))
-    assert [e.field for e in err.value.errors] == [
+    cb = _post([good, no_id, bad_time, "x", too_old])
+    mapped = ADAPTER.handle(cb)
+    assert len(mapped.records) == 3
+    assert [s.detail.split(":")[0] for s in mapped.skipped] == [
         "results[1].messageId",
-        "results[2].doneAt",
         "results[3]",
-        "results[4].doneAt",
     ]
+    assert {s.reason for s in mapped.skipped} == {"invalid entry"}
 
 
 @pytest.mark.parametrize("body", [b"{}", b'{"results": {}}', b"[]", b"nope"])

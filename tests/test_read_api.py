@@ -1,4 +1,4 @@
-"""Read-API rules of SPEC section 3 end to end: parameters, ordering, paging, OpenAPI."""
+"""Read-API rules of docs/design.md §3 end to end: parameters, ordering, paging, OpenAPI."""
 
 from __future__ import annotations
 
@@ -257,6 +257,11 @@ async def test_unknown_route_and_wrong_method_are_problem_documents(stack: Stack
     assert reply.headers["Content-Type"].startswith("application/problem+json")
     async with stack.http.post(stack.api_url + "/api/messagestatus/x") as resp:
         assert resp.status == 405
+        assert resp.headers["Content-Type"].startswith("application/problem+json")
+        assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD"}
+        body = await resp.json(content_type=None)
+        assert (body["status"], body["instance"]) == (405, "/api/messagestatus/x")
+        assert (body["type"], body["title"]) == ("about:blank", "Method Not Allowed")
 
 
 async def test_expired_messages_leave_the_lists_and_their_index_entries_go(stack: Stack) -> None:

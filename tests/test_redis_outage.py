@@ -7,11 +7,17 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.factories import acceptance, receipt
 from tests.support.ports import free_port
 from tests.support.redis_server import LocalRedis
 from tests.support.stack import Stack, new_stack
+
+
+def total(name: str) -> float:
+    """A counter's sum over all its label values."""
+    return sum(s.value for m in REGISTRY.collect() for s in m.samples if s.name == name)
 
 
 @pytest.fixture
@@ -27,7 +33,8 @@ async def own_redis() -> AsyncIterator[LocalRedis]:
 async def test_projector_survives_a_redis_restart_and_rebuilds_what_was_lost(
     own_redis: LocalRedis,
 ) -> None:
-    """Redis restarts empty: the projector keeps running and every message is readable again."""
+    """Redis restarts empty: the projector retries (msgstatus_projector_failing 1, retries
+    counted), keeps running, and every message is readable again."""
     stack: Stack = new_stack(redis_url=own_redis.url)
     await stack.start()
     try:
@@ -42,8 +49,16 @@ async def test_projector_survives_a_redis_restart_and_rebuilds_what_was_lost(
         for mid in before:
             await stack.wait_for_status(mid, "DELIVERED")
 
+        retries = total("msgstatus_batch_retries_total")
         await asyncio.to_thread(own_redis.stop)
-        await asyncio.sleep(1.0)
+        seen_failing = False
+
+        async def retrying() -> bool:  # the idle check (every 2 s) meets the stopped Redis
+            nonlocal seen_failing
+            seen_failing |= REGISTRY.get_sample_value("msgstatus_projector_failing") == 1.0
+            return seen_failing and total("msgstatus_batch_retries_total") > retries
+
+        await stack.wait_for(retrying, 30, "the projector to retry against the stopped Redis")
         await asyncio.to_thread(own_redis.start)
 
         after = [str(uuid.uuid4())]  # one message: most partitions stay idle (periodic check)
@@ -53,7 +68,6 @@ async def test_projector_survives_a_redis_restart_and_rebuilds_what_was_lost(
                     [acceptance(mid), receipt("SENT", "2026-02-04T06:54:40Z", message_id=mid)]
                 )
             ).status == 202
-            await asyncio.sleep(0.2)
         for mid in after:
             await stack.wait_for_status(mid, "SENT", timeout=30)
         for mid in before:  # lost with the restart, rebuilt from the log

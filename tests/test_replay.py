@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
+from prometheus_client import REGISTRY
 
 from projector import generations
+from projector.errors import GenerationError, ReplayRefused
 from projector.replay import Replay
 from projector.settings import ProjectorSettings
 from schemas import keys
@@ -94,8 +97,8 @@ async def test_replay_after_flush_restores_every_document_history_and_index(live
     assert result.records >= 180
     after = await snapshot(live.redis, result.generation)
     assert after == before
-    await asyncio.sleep(0.5)  # the API follows the pointer (polled every 0.2 s here)
-    assert (await live.get(f"/api/messagestatus/{ids[0]}")).body["message"]["status"] == "DELIVERED"
+    assert REGISTRY.get_sample_value("msgstatus_replay_progress_ratio") == 1.0
+    await live.wait_for_status(ids[0], "DELIVERED")  # the API follows the pointer (0.2 s here)
     await live.start_projector()
 
 
@@ -143,8 +146,107 @@ async def test_in_place_replay_changes_nothing_when_the_projection_is_current(li
 async def test_replay_since_a_time_reads_only_the_log_from_that_time(live: Stack) -> None:
     """--since starts each partition at the first record written at or after that time."""
     await load(live, 4)
-    since_ms = int(time.time() * 1000)
-    await asyncio.sleep(0.05)
+    since_ms = int(time.time() * 1000) + 1  # after every record written so far
+    while time.time() * 1000 <= since_ms:  # noqa: ASYNC110 - before every later record
+        await asyncio.sleep(0.001)
     await load(live, 3)  # three events per message
     result = await Replay(replay_settings(live), since_ms=since_ms, in_place=True).run()
     assert result.records == 9
+
+
+class ReplayWithTraffic(Replay):
+    """A replay during which messages are posted, and applied by the live projector, right
+    after it took the log's end offsets: those events lie beyond what the replay reads, so
+    only the live projector's writes into the announced generation can bring them there."""
+
+    def __init__(self, stack: Stack, posted: list[str]) -> None:
+        super().__init__(replay_settings(stack), grace_s=0.2)
+        self.stack, self.posted = stack, posted
+
+    async def _positions(
+        self, consumer: Any
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+        starts, ends = await super()._positions(consumer)
+        mids = [str(uuid.uuid4()) for _ in range(10)]
+        events: list[dict[str, Any]] = []
+        for mid in mids:
+            events += [
+                acceptance(mid),
+                receipt("DELIVERED", "2026-02-04T06:55:00Z", message_id=mid),
+            ]
+        assert (await self.stack.post(events)).status == 202
+        for mid in mids:  # applied to the served generation (and the announced one)
+            await self.stack.wait_for_status(mid, "DELIVERED")
+        self.posted += mids
+        return starts, ends
+
+
+@pytest.mark.slow
+async def test_events_posted_during_a_replay_are_in_the_new_generation(live: Stack) -> None:
+    """The live projector writes each batch into the generation being built, so events that
+    arrive after the replay took its end offsets are there when it switches."""
+    await load(live, 5)
+    posted: list[str] = []
+    result = await ReplayWithTraffic(live, posted).run()
+    assert result.switched
+    assert len(posted) == 10
+    assert await generations.served(live.redis) == result.generation
+    for mid in posted:
+        reply = await live.get(f"/api/messagestatus/{mid}")
+        assert (reply.status, reply.body["message"]["status"]) == (200, "DELIVERED"), mid
+
+
+class ReplayInterfered(Replay):
+    """A replay that, once it has read the log, sees the world change before its switch."""
+
+    def __init__(self, stack: Stack, interfere: Callable[[str, str], Awaitable[None]]) -> None:
+        super().__init__(replay_settings(stack), grace_s=0.2)
+        self.interfere = interfere
+
+    async def _switch(self, redis: Any, old: str, target: str) -> None:
+        await self.interfere(old, target)
+        await super()._switch(redis, old, target)
+
+
+async def test_replay_refuses_to_switch_when_its_announcement_lapsed(live: Stack) -> None:
+    """A lapsed announcement (the live projector may have skipped the new generation): the
+    replay refuses to switch and the served generation stays."""
+    await load(live, 2)
+    served = await generations.served(live.redis)
+
+    async def lapse(_old: str, target: str) -> None:
+        await live.redis.hset(generations.BUILDING_KEY, target, "1")  # deadline long past
+
+    built: list[str] = []
+
+    async def lapse_noted(old: str, target: str) -> None:
+        built.append(target)
+        await lapse(old, target)
+
+    with pytest.raises(ReplayRefused):
+        await ReplayInterfered(live, lapse_noted).run()
+    assert await generations.served(live.redis) == served
+    assert not await generations.still_building(live.redis, built[0])
+    await generations.delete(live.redis, built[0])
+
+
+async def test_replay_refuses_to_switch_when_the_served_generation_changed(live: Stack) -> None:
+    """Another generation was switched in meanwhile: the replay does not switch over it."""
+    await load(live, 2)
+    served = await generations.served(live.redis)
+    other = f"other{uuid.uuid4().hex[:8]}"
+    built: list[str] = []
+
+    async def switched_by_someone_else(old: str, target: str) -> None:
+        built.append(target)
+        await generations.switch(live.redis, old, other)
+
+    try:
+        with pytest.raises(GenerationError):
+            await ReplayInterfered(live, switched_by_someone_else).run()
+        assert await generations.served(live.redis) == other
+        # No longer announced: the live projector stops writing into the refused generation.
+        assert not await generations.still_building(live.redis, built[0])
+    finally:
+        await generations.switch(live.redis, other, served)
+        await generations.delete(live.redis, built[0])

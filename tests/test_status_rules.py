@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from schemas.status import Status
@@ -67,7 +66,7 @@ async def test_receipt_before_acceptance_is_kept_and_message_is_404_until_accept
     """A DELIVERED that beats the acceptance: 404 until the acceptance, then DELIVERED."""
     mid = str(uuid.uuid4())
     await stack.post(receipt("DELIVERED", "2026-02-04T06:54:55Z", message_id=mid))
-    await asyncio.sleep(1.0)
+    await stack.wait_caught_up()  # the receipt is in the projection, its message unknown
     assert (await stack.get(f"/api/messagestatus/{mid}")).status == 404
     await stack.post(acceptance(mid))
     reply = await stack.wait_for_status(mid, "DELIVERED")
@@ -79,7 +78,7 @@ async def test_receipt_naming_only_the_provider_id_is_parked_until_acceptance(st
     mid, pid = str(uuid.uuid4()), f"SM{uuid.uuid4().hex}"
     early = receipt("DELIVERED", "2026-02-04T06:54:55Z", provider="twilio", provider_id=pid)
     assert (await stack.post(early)).status == 202
-    await asyncio.sleep(1.0)
+    await stack.wait_caught_up()  # the receipt is in the projection, parked
     assert (await stack.get(f"/api/messagestatus/{mid}")).status == 404
     await stack.post(acceptance(mid, provider="twilio", provider_id=pid))
     await stack.wait_for_status(mid, "DELIVERED")
@@ -204,3 +203,9 @@ async def test_a_log_record_holding_two_events_is_dead_lettered_not_split(stack:
     await stack.wait_for_status(marker, "PROVIDER_ACCEPTANCE")
     assert (await stack.get(f"/api/messagestatus/{first}")).status == 404
     assert (await stack.get(f"/api/messagestatus/{second}")).status == 404
+
+    async def dead_lettered() -> bool:
+        letters = await read_all(stack.kafka, stack.topic + ".dlq", timeout_ms=500)
+        return any(d.get("raw") == (a + b"," + b).decode() for d in letters)
+
+    await stack.wait_for(dead_lettered, 20, "the two-event record to be dead-lettered")

@@ -11,7 +11,6 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -19,15 +18,11 @@ import orjson
 from pydantic import ValidationError
 
 from ingest.errors import InvalidBody
-from schemas.events import EventRecord, ProviderInfo, derive_event_id
+from schemas.events import UUID_TEXT, EventRecord, ProviderInfo, derive_event_id
 from schemas.phone import PhoneNumberError, normalize_e164
 from schemas.problems import FieldError
 from schemas.status import Status
-from schemas.timefmt import TimestampError, parse_iso_ms
 
-MAX_MS = 2**47
-"""Event times are epoch ms below 2**47 (schemas.events.EventRecord)."""
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CHANNEL_PREFIX = re.compile(r"^[a-z_]+:")
 
 
@@ -54,12 +49,37 @@ class Callback:
         return self.headers.get(name)
 
 
+BOM = b"\xef\xbb\xbf"
+"""The UTF-8 byte-order mark some gateways put before a JSON or form body."""
+
+
 @dataclass(frozen=True, slots=True)
 class Skip:
-    """A callback entry acknowledged without an event, and why (logged and counted)."""
+    """A callback entry acknowledged without an event, and why (logged and counted).
+
+    ``reason`` is a fixed phrase (the metric's label: never user input); ``detail`` names
+    the entry and field for the log, e.g. ``results[3].status.name: required``.
+    """
 
     reason: str
     provider_status: str
+    detail: str = ""
+
+
+INVALID_ENTRY = "invalid entry"
+"""The :class:`Skip` reason of one unusable entry of a batched body (docs/providers.md)."""
+
+
+def invalid_entry(exc: InvalidBody, word: str = "") -> Skip:
+    """The :class:`Skip` of a batch entry that failed validation, naming its fields."""
+    detail = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+    return Skip(INVALID_ENTRY, word, detail[:500])
+
+
+def strip_bom(body: bytes) -> bytes:
+    """``body`` without one leading UTF-8 byte-order mark. Call it after any signature or hash
+    check (they cover the bytes as sent) and before parsing."""
+    return body[3:] if body.startswith(BOM) else body
 
 
 @dataclass(slots=True)
@@ -86,6 +106,12 @@ class Adapter(Protocol):
     @property
     def configured(self) -> bool:
         """True when the adapter has the credentials to check its callbacks."""
+        ...
+
+    def precheck(self, cb: Callback) -> None:
+        """Check what the headers and query alone can prove, before the body is read (``cb``
+        has an empty body); raises ``Unauthenticated`` or ``UnsignedRetry``. Adapters whose
+        credential covers the body check at least that it is present and well-formed."""
         ...
 
     def handle(self, cb: Callback) -> Mapped:
@@ -156,7 +182,7 @@ def invalid(field_name: str, message: str) -> InvalidBody:
 
 def is_uuid(value: str) -> bool:
     """True for a UUID in its 36-character text form (any case)."""
-    return _UUID.fullmatch(value) is not None
+    return UUID_TEXT.fullmatch(value) is not None
 
 
 def uuid_or_none(value: object) -> str | None:
@@ -180,7 +206,7 @@ def text_field(data: Mapping[str, Any], name: str, where: str = "") -> str | Non
 
 
 def require_id(value: str | None, name: str) -> str:
-    """A provider id: present, at most 255 characters, printable (PITFALLS: control chars).
+    """A provider id: present, at most 255 characters, printable (docs/pitfalls.md: starlette#2563).
 
     Raises :class:`InvalidBody` naming ``name`` otherwise.
     """
@@ -205,45 +231,18 @@ def phone_field(value: str | None, name: str) -> str | None:
         raise invalid(name, str(exc)) from None
 
 
-def iso_ms(value: str | None, name: str) -> int | None:
-    """An ISO 8601 timestamp (``Z``, ``+hh:mm`` or ``+hhmm``) as epoch ms; None when absent."""
-    if value is None or value == "":
-        return None
+def json_value(body: bytes) -> Any:
+    """The body (one leading BOM dropped) parsed as JSON; raises :class:`InvalidBody`."""
     try:
-        ms = parse_iso_ms(value)
-    except TimestampError as exc:
-        raise invalid(name, str(exc)) from None
-    if not 0 <= ms < MAX_MS:
-        raise invalid(name, "outside the years 1970-6429")
-    return ms
-
-
-def compact_ms(value: str | None, name: str, zone: tzinfo = UTC) -> int | None:
-    """A ``YYMMDDhhmm`` or ``YYMMDDhhmmss`` time (SMPP receipts, Vonage ``scts``) as epoch ms.
-
-    The years are 2000-2099; ``zone`` is the time zone the provider writes in. None when
-    absent; raises :class:`InvalidBody` naming ``name`` when it is not such a time.
-    """
-    if value is None or value == "":
-        return None
-    if not value.isdigit() or len(value) not in (10, 12):
-        raise invalid(name, "expected YYMMDDhhmm or YYMMDDhhmmss")
-    parts = [int(value[i : i + 2]) for i in range(0, len(value), 2)] + [0]
-    try:
-        local = datetime(
-            2000 + parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], tzinfo=zone
-        )
-    except ValueError as exc:
-        raise invalid(name, f"not a valid date-time: {exc}") from None
-    return int(local.timestamp() * 1000)
+        return orjson.loads(strip_bom(body))
+    except orjson.JSONDecodeError as exc:
+        raise invalid("body", f"not valid JSON: {exc}") from None
 
 
 def json_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object; raises :class:`InvalidBody` otherwise."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise invalid("body", f"not valid JSON: {exc}") from None
+    """The body (one leading BOM dropped) as a JSON object; raises :class:`InvalidBody`
+    otherwise."""
+    data = json_value(body)
     if not isinstance(data, dict):
         raise invalid("body", "expected a JSON object")
     return data
@@ -256,7 +255,7 @@ def form_pairs(body: bytes) -> list[tuple[str, str]]:
     Raises :class:`InvalidBody` when the body is not UTF-8.
     """
     try:
-        text = body.decode("utf-8")
+        text = strip_bom(body).decode("utf-8")
     except UnicodeDecodeError:
         raise invalid("body", "form data is not UTF-8") from None
     return parse_qsl(text, keep_blank_values=True)

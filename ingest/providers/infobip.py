@@ -21,7 +21,7 @@ from ingest.providers.common import (
     Receipt,
     Skip,
     invalid,
-    iso_ms,
+    invalid_entry,
     json_object,
     phone_field,
     require_id,
@@ -29,7 +29,7 @@ from ingest.providers.common import (
     to_record,
     uuid_or_none,
 )
-from schemas.problems import FieldError
+from ingest.providers.times import read_time
 from schemas.status import Status
 
 NAME = "infobip"
@@ -104,7 +104,7 @@ def receipt(item: object, where: str, received_ms: int) -> Receipt | Skip:
         return status
     code, message = _error(item, where)
     done = text_field(item, "doneAt", where)
-    at = iso_ms(done, f"{where}doneAt") or iso_ms(
+    at = read_time(done, f"{where}doneAt") or read_time(
         text_field(item, "sentAt", where), f"{where}sentAt"
     )
     ref = text_field(item, "callbackData", where) or ""
@@ -124,8 +124,10 @@ def receipt(item: object, where: str, received_ms: int) -> Receipt | Skip:
 def reports(data: dict[str, Any], received_ms: int, max_results: int) -> Mapped:
     """Map a whole ``{"results": [...]}`` body, one event per report.
 
-    Every report is checked; any bad one makes the body invalid (nothing of it is published)
-    and :class:`InvalidBody` names each bad field, e.g. ``results[3].status.name``.
+    Every usable report is mapped; an unusable one (no id, no status, not an object) is
+    kept as a :class:`Skip` naming its index and field (``results[3].status.name: required``)
+    and the others still apply (docs/providers.md, "Batches"). Raises :class:`InvalidBody`
+    only when there is no ``results`` array or it is over ``max_results``.
     """
     results = data.get("results")
     if not isinstance(results, list):
@@ -133,19 +135,15 @@ def reports(data: dict[str, Any], received_ms: int, max_results: int) -> Mapped:
     if len(results) > max_results:
         raise invalid("results", f"at most {max_results} reports per request")
     mapped = Mapped()
-    errors: list[FieldError] = []
     for index, item in enumerate(results):
         try:
             result = receipt(item, f"results[{index}].", received_ms)
+            if isinstance(result, Skip):
+                mapped.skipped.append(result)
+            else:
+                mapped.records.append(to_record(result, NAME, ids.INFOBIP, received_ms))
         except InvalidBody as exc:
-            errors.extend(exc.errors)
-            continue
-        if isinstance(result, Skip):
-            mapped.skipped.append(result)
-        else:
-            mapped.records.append(to_record(result, NAME, ids.INFOBIP, received_ms))
-    if errors:
-        raise InvalidBody(errors)
+            mapped.skipped.append(invalid_entry(exc))
     return mapped
 
 
@@ -163,8 +161,12 @@ class InfobipAdapter:
         """True when ``MSGSTATUS_INFOBIP_WEBHOOK_USERNAME``/``_PASSWORD`` are set."""
         return self.username is not None and self.password is not None
 
-    def handle(self, cb: Callback) -> Mapped:
-        """Check the credentials (when configured) before reading the body, then map."""
+    def precheck(self, cb: Callback) -> None:
+        """Check the Basic credentials (when configured): they are all in the headers."""
         if self.username is not None and self.password is not None:
             check_basic(cb.header("authorization"), self.username, self.password)
+
+    def handle(self, cb: Callback) -> Mapped:
+        """Check the credentials (when configured), then map."""
+        self.precheck(cb)
         return reports(json_object(cb.body), cb.received_ms, self.max_results)

@@ -1,10 +1,15 @@
 """HTTP endpoints of the provider adapters, all of one shape, registered by one function.
 
 Per request: refuse (401) an adapter without credentials unless it is listed in
-``allow_unsigned_providers``; read the body (aiohttp answers 413 over ``max_body_bytes``
+``allow_unsigned_providers``; let the adapter check what the headers and query alone can
+prove (credentials, signature headers) before the body is read, so an unauthenticated
+upload is answered at once; read the body (aiohttp answers 413 over ``max_body_bytes``
 before anything is parsed); let the adapter authenticate and map; publish and answer 2xx
 only after Kafka acknowledged every event. Only this module turns adapter errors into HTTP
 answers: 401 ``Unauthenticated``, 503 ``UnsignedRetry``, 400 ``InvalidBody``.
+
+A receipt time further ahead of the receive time than ``max_clock_skew_s`` is replaced by
+the receive time (logged): a receipt is never refused for its time (docs/providers.md).
 """
 
 from __future__ import annotations
@@ -14,14 +19,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
-import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
-from ingest.errors import InvalidBody, Unauthenticated, UnsignedRetry
+from ingest.errors import BodyTimeout, InvalidBody, Unauthenticated, UnsignedRetry
 from ingest.http import (
-    BodyTimeout,
     Responder,
+    accepted_response,
     body_timeout,
     invalid_body,
     publish_or_problem,
@@ -37,9 +41,9 @@ from ingest.providers.twilio import TwilioAdapter
 from ingest.providers.vonage import VonageAdapter
 from ingest.providers.vonage_messages import VonageMessagesAdapter
 from ingest.settings import IngestSettings
-from msgstatus.web import problem_response
+from runtime.web import problem_response
 from schemas.events import EventRecord
-from schemas.problems import Problem
+from schemas.problems import UNSIGNED_CALLBACK, Problem
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +59,7 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 def provider_response(records: Sequence[EventRecord]) -> web.Response:
     """200 with ``{"accepted": n, "eventIds": [...]}``: Vonage documents 200/204 as success,
     and 200 is what every provider's retry logic treats as delivered."""
-    body = orjson.dumps({"accepted": len(records), "eventIds": [r.event_id for r in records]})
-    return web.Response(status=200, body=body, content_type="application/json")
+    return accepted_response(records, status=200)
 
 
 def jasmin_ack(_records: Sequence[EventRecord]) -> web.Response:
@@ -107,17 +110,40 @@ def callback_of(request: web.Request, body: bytes, public_base_url: str | None) 
     )
 
 
+_QUIET_REASONS = frozenset({"no canonical event for this status"})
+"""Skips that are the documented mapping (debug); every other reason is a warning."""
+
+
 def _note_skipped(adapter: str, mapped: Mapped) -> None:
     for skip in mapped.skipped:
         SKIPPED.labels(adapter, skip.reason).inc()
-        level = logging.WARNING if skip.reason == "unknown" else logging.DEBUG
+        level = logging.DEBUG if skip.reason in _QUIET_REASONS else logging.WARNING
         log.log(
             level,
-            "%s: no event for status %r (%s)",
+            "%s: no event for status %r (%s)%s",
             adapter,
             skip.provider_status[:40],
             skip.reason,
+            f": {skip.detail}" if skip.detail else "",
         )
+
+
+def _plausible(adapter: str, records: list[EventRecord], max_skew_s: int) -> list[EventRecord]:
+    """The records with any ``occurredAt`` beyond receive time + ``max_skew_s`` replaced by the
+    receive time (the event id, derived from the provider's fields, is unchanged)."""
+    out = []
+    for record in records:
+        if record.occurred_ms > record.received_ms + max_skew_s * 1000:
+            log.warning(
+                "%s: event %s is dated %d s ahead of its receipt: the receive time is used",
+                adapter,
+                record.event_id,
+                (record.occurred_ms - record.received_ms) // 1000,
+            )
+            out.append(record.model_copy(update={"occurred_ms": record.received_ms}))
+        else:
+            out.append(record)
+    return out
 
 
 def make_handler(
@@ -132,14 +158,13 @@ def make_handler(
                 request, f"no credentials are configured for the {adapter.name} adapter"
             )
         try:
+            adapter.precheck(callback_of(request, b"", settings.public_base_url))
             body = await read_body(request)
+            mapped = adapter.handle(callback_of(request, body, settings.public_base_url))
         except BodyTimeout:
             return body_timeout(request)
-        callback = callback_of(request, body, settings.public_base_url)
-        try:
-            mapped = adapter.handle(callback)
         except UnsignedRetry as exc:
-            problem = Problem(503, "unsigned-callback", str(exc))
+            problem = Problem.of(UNSIGNED_CALLBACK, str(exc))
             return problem_response(
                 problem, request, **{"Retry-After": str(settings.retry_after_s)}
             )
@@ -148,7 +173,8 @@ def make_handler(
         except InvalidBody as exc:
             return invalid_body(request, f"not a valid {adapter.name} callback", exc.errors)
         _note_skipped(adapter.name, mapped)
-        return await publish_or_problem(request, mapped.records, respond)
+        records = _plausible(adapter.name, mapped.records, settings.max_clock_skew_s)
+        return await publish_or_problem(request, records, respond)
 
     return handler
 

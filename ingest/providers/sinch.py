@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.errors import InvalidBody
 from ingest.providers import ids
 from ingest.providers.auth import check_basic
 from ingest.providers.common import (
@@ -19,7 +20,7 @@ from ingest.providers.common import (
     Receipt,
     Skip,
     invalid,
-    iso_ms,
+    invalid_entry,
     json_object,
     phone_field,
     require_id,
@@ -27,6 +28,7 @@ from ingest.providers.common import (
     to_record,
     uuid_or_none,
 )
+from ingest.providers.times import read_time
 from schemas.status import Status
 
 NAME = "sinch"
@@ -77,7 +79,14 @@ def classify(word: str, code: str) -> Status | Skip | None:
 
 
 def _one(
-    data: dict[str, Any], word: str, code: str, *, recipient: str | None, at: int | None, now: int
+    data: dict[str, Any],
+    word: str,
+    code: str,
+    *,
+    recipient: str | None,
+    at: int | None,
+    now: int,
+    where: str = "recipient",
 ) -> Receipt | Skip:
     status = classify(word, code)
     if status is None:
@@ -85,7 +94,7 @@ def _one(
     if isinstance(status, Skip):
         return status
     batch = require_id(text_field(data, "batch_id"), "batch_id")
-    phone = phone_field(recipient, "recipient")
+    phone = phone_field(recipient, where)
     ref = text_field(data, "client_reference") or ""
     pid = ids.sinch_id(batch, phone) if phone else None
     if pid is None and uuid_or_none(ref) is None:
@@ -111,7 +120,7 @@ def recipient_report(data: dict[str, Any], received_ms: int) -> Receipt | Skip:
     recipient = text_field(data, "recipient")
     if recipient is None:
         raise invalid("recipient", "required")
-    at = iso_ms(text_field(data, "operator_status_at"), "operator_status_at") or iso_ms(
+    at = read_time(text_field(data, "operator_status_at"), "operator_status_at") or read_time(
         text_field(data, "at"), "at"
     )
     return _one(data, word, code, recipient=recipient, at=at, now=received_ms)
@@ -120,30 +129,51 @@ def recipient_report(data: dict[str, Any], received_ms: int) -> Receipt | Skip:
 def batch_report(data: dict[str, Any], received_ms: int) -> list[Receipt | Skip]:
     """Map a batch report: one receipt per listed recipient of each status (no time in it:
     the receive time). A summary without recipients yields an event only when
-    ``client_reference`` names our message and the batch had one message."""
+    ``client_reference`` names our message and the batch had one message.
+
+    An unusable status entry or recipient is kept as a :class:`Skip` naming its index
+    (``statuses[1].recipients[0]: ...``) and the rest still apply. Raises
+    :class:`InvalidBody` only without a ``statuses`` array or a ``batch_id``.
+    """
     statuses = data.get("statuses")
     if not isinstance(statuses, list):
         raise invalid("statuses", "required (an array)")
+    require_id(text_field(data, "batch_id"), "batch_id")
     out: list[Receipt | Skip] = []
     counts = [s.get("count") for s in statuses if isinstance(s, dict)]
     total = sum(c for c in counts if isinstance(c, int) and not isinstance(c, bool))
     for index, entry in enumerate(statuses):
-        where = f"statuses[{index}]."
-        if not isinstance(entry, dict):
-            raise invalid(where.rstrip("."), "must be an object")
-        word = require_id(text_field(entry, "status", where), f"{where}status")
-        code = text_field(entry, "code", where) or "0"
-        recipients = entry.get("recipients") or []
-        if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
-            raise invalid(f"{where}recipients", "must be an array of numbers")
-        if recipients:
-            out.extend(
-                _one(data, word, code, recipient=r, at=None, now=received_ms) for r in recipients
-            )
-        elif total == 1:
-            out.append(_one(data, word, code, recipient=None, at=None, now=received_ms))
-        else:
-            out.append(Skip("batch summary without recipients", word))
+        try:
+            out.extend(_status_entry(data, entry, f"statuses[{index}].", total, received_ms))
+        except InvalidBody as exc:
+            out.append(invalid_entry(exc))
+    return out
+
+
+def _status_entry(
+    data: dict[str, Any], entry: object, where: str, total: int, now: int
+) -> list[Receipt | Skip]:
+    """The receipts of one ``statuses`` entry; a bad recipient is a :class:`Skip` of its own."""
+    if not isinstance(entry, dict):
+        raise invalid(where.rstrip("."), "must be an object")
+    word = require_id(text_field(entry, "status", where), f"{where}status")
+    code = text_field(entry, "code", where) or "0"
+    recipients = entry.get("recipients") or []
+    if not isinstance(recipients, list):
+        raise invalid(f"{where}recipients", "must be an array of numbers")
+    if not recipients:
+        if total == 1:
+            return [_one(data, word, code, recipient=None, at=None, now=now)]
+        return [Skip("batch summary without recipients", word)]
+    out: list[Receipt | Skip] = []
+    for i, recipient in enumerate(recipients):
+        spot = f"{where}recipients[{i}]"
+        try:
+            if not isinstance(recipient, str):
+                raise invalid(spot, "must be a phone number (a string)")
+            out.append(_one(data, word, code, recipient=recipient, at=None, now=now, where=spot))
+        except InvalidBody as exc:
+            out.append(invalid_entry(exc, word))
     return out
 
 
@@ -160,10 +190,14 @@ class SinchAdapter:
         """True when ``MSGSTATUS_SINCH_WEBHOOK_USERNAME``/``_PASSWORD`` are set."""
         return self.username is not None and self.password is not None
 
-    def handle(self, cb: Callback) -> Mapped:
-        """Check the credentials (when configured) before reading the body, then map."""
+    def precheck(self, cb: Callback) -> None:
+        """Check the Basic credentials (when configured): they are all in the headers."""
         if self.username is not None and self.password is not None:
             check_basic(cb.header("authorization"), self.username, self.password)
+
+    def handle(self, cb: Callback) -> Mapped:
+        """Check the credentials (when configured), then map."""
+        self.precheck(cb)
         data = json_object(cb.body)
         kind = text_field(data, "type") or ""
         if kind in RECIPIENT_TYPES:

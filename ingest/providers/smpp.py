@@ -7,7 +7,9 @@ dlr-mask). Three shapes are read, from the query string or a form body:
   answer, the receipt state such as ``DELIVRD`` otherwise), ``donedate``, ``err``, ...
 - a receipt text (``id:… sub:… dlvrd:… submit date:… done date:… stat:… err:… text:…``) in
   ``receipt`` (Kannel: ``receipt=%A`` in the dlr-url) or as a ``text/plain`` body;
-- a Kannel DLR type alone (``type=%d``) with our message id in ``messageId``.
+- a Kannel DLR type alone (``type=%d``) with our message id in ``messageId``; with Kannel's
+  ``ACK/<code>/<text>`` or ``NACK/<code>/<text>`` in ``receipt`` (what ``%A`` holds for SMSC
+  answers), the SMPP error code (``0x0000000b``) and its text are kept.
 
 ``messageId`` (our UUID, placed in the dlr-url by the sender) and ``to`` are read in all
 shapes. The message text (``text:``) is never read. Jasmin must get exactly ``ACK/Jasmin``.
@@ -29,14 +31,15 @@ from ingest.providers.common import (
     Mapped,
     Receipt,
     Skip,
-    compact_ms,
     form_pairs,
     invalid,
     phone_field,
     require_id,
+    strip_bom,
     to_record,
     uuid_or_none,
 )
+from ingest.providers.times import read_time
 from schemas.status import Status
 
 NAME = "smpp"
@@ -69,7 +72,11 @@ KANNEL_TYPES: dict[str, Status | None] = {
     "8": Status.SENT,
     "16": Status.REJECTED,
 }
-"""Kannel dlr-mask bit (``%d``) -> canonical status, used when there is no receipt state."""
+"""Kannel dlr-mask bit (``%d``) -> canonical status, used when there is no receipt state.
+Any other ``type`` is acknowledged without an event (reason ``unknown``)."""
+
+_KANNEL_ANSWER = re.compile(r"(?P<word>N?ACK)/(?P<code>[^/]*)(?:/(?P<text>.*))?", re.DOTALL)
+"""Kannel's ``%A`` for an SMSC answer: ``NACK/0x0000000b/Invalid Destination Address``."""
 
 _FIELD = re.compile(r"(?i)(?<![\w])(id|sub|dlvrd|submit[ _]date|done[ _]date|stat|err):(\S*)")
 _TEXT = re.compile(r"(?i)(?<![\w])text:")
@@ -107,6 +114,7 @@ class _Fields:
     code: str
     raw_id: str | None
     done: str | None
+    message: str | None = None
 
 
 def _jasmin(params: Mapping[str, str]) -> _Fields:
@@ -124,6 +132,9 @@ def _jasmin(params: Mapping[str, str]) -> _Fields:
 
 
 def _receipt_text(text: str, params: Mapping[str, str]) -> _Fields:
+    answer = _KANNEL_ANSWER.fullmatch(text.strip())
+    if answer is not None:
+        return _kannel_answer(params, answer)
     fields = parse_receipt(text)
     state = fields.get("stat", "").upper()
     if state:
@@ -138,9 +149,25 @@ def _receipt_text(text: str, params: Mapping[str, str]) -> _Fields:
 
 def _kannel_type(params: Mapping[str, str], raw_id: str | None) -> _Fields:
     kind = params.get("type", "").strip()
-    if kind not in KANNEL_TYPES:
-        raise invalid("receipt", "a receipt with stat:, or a Kannel type (1, 2, 4, 8, 16)")
-    return _Fields("kannel", f"type {kind}", KANNEL_TYPES[kind], "0", raw_id, None)
+    if not kind:
+        skip = Skip("no status in the DLR", "", "neither stat:, message_status nor type")
+        return _Fields("kannel", "", skip, "0", raw_id, None)
+    state = f"type {kind[:20]}"
+    status = KANNEL_TYPES.get(kind, Skip("unknown", state))
+    return _Fields("kannel", state, status, "0", raw_id, None)
+
+
+def _kannel_answer(params: Mapping[str, str], answer: re.Match[str]) -> _Fields:
+    """Kannel's ``(N)ACK/<code>/<text>``: the status from ``type`` (else NACK = REJECTED,
+    ACK = SENT, as Kannel's types 16 and 8), the SMPP error code as the gateway wrote it."""
+    fields = _kannel_type(params, params.get("smsc_id"))
+    code = answer["code"].strip() or "0"
+    status = fields.status
+    if not params.get("type", "").strip():
+        status = Status.REJECTED if answer["word"] == "NACK" else Status.SENT
+    state = fields.state or answer["word"]
+    text = (answer["text"] or "").strip() or None
+    return _Fields("kannel", state, status, code, fields.raw_id, None, text)
 
 
 def fields_of(params: Mapping[str, str], body_text: str | None) -> _Fields:
@@ -173,11 +200,15 @@ class SmppAdapter:
         """True when ``MSGSTATUS_SMPP_WEBHOOK_TOKEN`` is set."""
         return self.token is not None
 
-    def handle(self, cb: Callback) -> Mapped:
-        """Check ``token`` (when configured) before reading the body, then map one DLR."""
-        query = dict(reversed(cb.query))  # the first value of a repeated name wins
+    def precheck(self, cb: Callback) -> None:
+        """Check ``token`` (when configured): it is in the query string."""
         if self.token is not None:
-            check_token(query.get("token"), self.token)
+            check_token(dict(reversed(cb.query)).get("token"), self.token)
+
+    def handle(self, cb: Callback) -> Mapped:
+        """Check ``token`` (when configured), then map one DLR."""
+        query = dict(reversed(cb.query))  # the first value of a repeated name wins
+        self.precheck(cb)
         params, body_text = dict(query), None
         if cb.method == "POST" and cb.body:
             if cb.content_type == "text/plain":
@@ -213,9 +244,10 @@ class SmppAdapter:
         fingerprint |= {"done": dlr.done, "shape": dlr.shape, "ref": message_id}
         return Receipt(
             status=dlr.status,
-            occurred_ms=compact_ms(dlr.done, "done date", self.zone) or now,
+            occurred_ms=read_time(dlr.done, "done date", self.zone) or now,
             provider_status=dlr.state,
             code=dlr.code,
+            message=dlr.message,
             provider_id=pid,
             message_id=message_id,
             phone=phone_field(params.get("to"), "to"),
@@ -225,6 +257,6 @@ class SmppAdapter:
 
 def _utf8(body: bytes) -> str:
     try:
-        return body.decode("utf-8")
+        return strip_bom(body).decode("utf-8")
     except UnicodeDecodeError:
         raise invalid("body", "a receipt text is UTF-8") from None

@@ -8,6 +8,7 @@ written out in the project's docs/providers.md.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ from ingest.providers.common import (
 from schemas.status import Status
 
 NAME = "twilio"
+SHA1_BYTES = 20
 
 STATUSES: dict[str, Status | None] = {
     "accepted": None,
@@ -157,6 +159,23 @@ class TwilioAdapter:
     def configured(self) -> bool:
         """True when the auth token (``MSGSTATUS_TWILIO_AUTH_TOKEN``) is set."""
         return self.token is not None
+
+    def precheck(self, cb: Callback) -> None:
+        """Before the body: ``X-Twilio-Signature`` present and a base64 SHA-1 digest, and a
+        JSON callback's URL carrying ``bodySHA256`` (when configured)."""
+        if self.token is None:
+            return
+        given = cb.header("x-twilio-signature")
+        if not given:
+            raise Unauthenticated("X-Twilio-Signature is missing")
+        try:
+            digest = base64.b64decode(given, validate=True)
+        except binascii.Error:
+            digest = b""
+        if len(digest) != SHA1_BYTES:
+            raise Unauthenticated("X-Twilio-Signature is not a base64 HMAC-SHA1")
+        if cb.content_type == "application/json" and "bodySHA256=" not in cb.url:
+            raise Unauthenticated("a JSON callback needs bodySHA256 in its URL")
 
     def handle(self, cb: Callback) -> Mapped:
         """Verify the signature (when configured), then map. See :func:`receipt`."""

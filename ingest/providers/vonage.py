@@ -12,6 +12,8 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import orjson
+
 from ingest.errors import Unauthenticated
 from ingest.providers import ids
 from ingest.providers.auth import same
@@ -20,17 +22,15 @@ from ingest.providers.common import (
     Mapped,
     Receipt,
     Skip,
-    compact_ms,
     form_pairs,
     invalid,
-    iso_ms,
     json_object,
     phone_field,
     require_id,
-    text_field,
     to_record,
     uuid_or_none,
 )
+from ingest.providers.times import read_time
 from ingest.settings import VonageMethod
 from schemas.status import Status
 
@@ -108,13 +108,15 @@ def verify(
 def params_of(cb: Callback) -> dict[str, str]:
     """The DLR's fields: the query string (GET), or a JSON or form body (POST).
 
-    Raises :class:`InvalidBody` for a body that is neither, or a JSON value that is not text.
+    JSON values that are not text or numbers are kept as their JSON text (so a forged body
+    fails the signature check, 401, rather than the parser). Raises :class:`InvalidBody`
+    for a body that is neither JSON nor form data.
     """
     if cb.method == "GET" or not cb.body:
         pairs = list(cb.query)
     elif cb.content_type == "application/json":
         data = json_object(cb.body)
-        return {name: text_field(data, name) or "" for name in data}
+        return {name: _as_text(value) for name, value in data.items()}
     else:
         pairs = form_pairs(cb.body)
     out: dict[str, str] = {}
@@ -123,10 +125,21 @@ def params_of(cb: Callback) -> dict[str, str]:
     return out
 
 
+def _as_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return orjson.dumps(value).decode()
+
+
 def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
     """Map one DLR. ``messageId`` and ``status`` are required; ``client-ref`` holding a UUID
     names our message; ``occurredAt`` is ``scts`` (UTC, minutes), else ``message-timestamp``,
-    else the receive time. Raises :class:`InvalidBody` for a missing or malformed field."""
+    else the receive time (an unreadable time is never refused: ingest.providers.times).
+    Raises :class:`InvalidBody` for a missing or malformed id, status or number."""
     raw_id = params.get("messageId") or params.get("message-id")
     pid = ids.vonage_id(require_id(raw_id, "messageId"))
     word = params.get("status", "").strip().lower()
@@ -137,7 +150,7 @@ def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
         return Skip("unknown", word)
     code = params.get("err-code", "").strip() or "0"
     scts = params.get("scts", "").strip()
-    occurred = compact_ms(scts, "scts") or iso_ms(
+    occurred = read_time(scts, "scts") or read_time(
         params.get("message-timestamp"), "message-timestamp"
     )
     client_ref = params.get("client-ref", "")
@@ -167,6 +180,12 @@ class VonageAdapter:
     def configured(self) -> bool:
         """True when ``MSGSTATUS_VONAGE_SIGNATURE_SECRET`` is set."""
         return self.secret is not None
+
+    def precheck(self, cb: Callback) -> None:
+        """A GET DLR's parameters are all in the query: verify them whole (when configured).
+        A POST's ``sig`` may be in the body, so it is checked by :meth:`handle`."""
+        if self.secret is not None and cb.method == "GET":
+            verify(params_of(cb), self.secret, self.method, cb.received_ms, self.max_age_s)
 
     def handle(self, cb: Callback) -> Mapped:
         """Verify ``sig`` (when configured), then map. See :func:`receipt`."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from ingest.errors import Unauthenticated, UnsignedRetry
+from ingest.errors import InvalidBody, Unauthenticated, UnsignedRetry
 from ingest.providers import ids
 from ingest.providers.auth import same
 from ingest.providers.common import (
@@ -22,14 +22,15 @@ from ingest.providers.common import (
     Receipt,
     Skip,
     invalid,
-    iso_ms,
-    json_object,
+    invalid_entry,
+    json_value,
     phone_field,
     require_id,
     text_field,
     to_record,
     uuid_or_none,
 )
+from ingest.providers.times import read_time
 from schemas.status import Status
 
 NAME = "vonage-messages"
@@ -58,6 +59,19 @@ def verify(
     most ``max_age_s`` old. Raises :class:`UnsignedRetry` when there is no token (Vonage
     retries after a 5xx, signed) and :class:`Unauthenticated` when it does not verify.
     """
+    claims = verify_token(authorization, secret, now_ms, max_age_s)
+    payload_hash = claims["payload_hash"]
+    if not isinstance(payload_hash, str) or not same(
+        hashlib.sha256(body).hexdigest(), payload_hash.lower()
+    ):
+        raise Unauthenticated("payload_hash does not match the body")
+
+
+def verify_token(
+    authorization: str | None, secret: str, now_ms: int, max_age_s: int
+) -> dict[str, Any]:
+    """The claims of the callback's JWT once its signature and ``iat`` verify (everything but
+    the body hash, so it runs before the body is read). Raises as :func:`verify`."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise UnsignedRetry("the callback carries no signed JWT")
@@ -71,15 +85,11 @@ def verify(
         )
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"the JWT does not verify: {exc.__class__.__name__}") from None
-    payload_hash = claims["payload_hash"]
-    if not isinstance(payload_hash, str) or not same(
-        hashlib.sha256(body).hexdigest(), payload_hash.lower()
-    ):
-        raise Unauthenticated("payload_hash does not match the body")
     iat = claims["iat"]
     age = now_ms // 1000 - int(iat) if isinstance(iat, int | float) else None
     if age is None or age > max_age_s or age < -FUTURE_SKEW_S:
         raise Unauthenticated("the JWT's iat is outside the accepted window")
+    return claims
 
 
 def _expired(error: dict[str, Any]) -> bool:
@@ -88,37 +98,38 @@ def _expired(error: dict[str, Any]) -> bool:
     return "expired" in words or "ttl" in words
 
 
-def receipt(data: dict[str, Any], received_ms: int) -> Receipt | Skip:
+def receipt(data: dict[str, Any], received_ms: int, where: str = "") -> Receipt | Skip:
     """Map one status callback. ``message_uuid`` and ``status`` are required; ``client_ref``
     holding a UUID names our message; ``occurredAt`` is ``timestamp`` (else the receive time);
     ``provider.code`` is ``error.title`` (the numeric error code), ``provider.message``
-    ``error.detail``. Raises :class:`InvalidBody` for a missing or malformed field."""
-    pid = ids.vonage_id(require_id(text_field(data, "message_uuid"), "message_uuid"))
-    word = (text_field(data, "status") or "").strip().lower()
+    ``error.detail``. Raises :class:`InvalidBody` for a missing or malformed field (named
+    after ``where``, the entry's place in a batched body: ``[2].``)."""
+    pid = ids.vonage_id(require_id(text_field(data, "message_uuid", where), f"{where}message_uuid"))
+    word = (text_field(data, "status", where) or "").strip().lower()
     if not word:
-        raise invalid("status", "required")
+        raise invalid(f"{where}status", "required")
     status = STATUSES.get(word)
     if status is None:
         return Skip("unknown", word)
     error = data.get("error") or {}
     if not isinstance(error, dict):
-        raise invalid("error", "must be an object")
+        raise invalid(f"{where}error", "must be an object")
     if status is Status.REJECTED and word == "rejected" and _expired(error):
         status = Status.UNDELIVERED
-    code = text_field(error, "title", "error.") or "0"
-    channel = (text_field(data, "channel") or "").lower()
-    to = text_field(data, "to") if channel in PHONE_CHANNELS else None
-    stamp = text_field(data, "timestamp")
-    client_ref = text_field(data, "client_ref") or ""
+    code = text_field(error, "title", f"{where}error.") or "0"
+    channel = (text_field(data, "channel", where) or "").lower()
+    to = text_field(data, "to", where) if channel in PHONE_CHANNELS else None
+    stamp = text_field(data, "timestamp", where)
+    client_ref = text_field(data, "client_ref", where) or ""
     return Receipt(
         status=status,
-        occurred_ms=iso_ms(stamp, "timestamp") or received_ms,
+        occurred_ms=read_time(stamp, "timestamp") or received_ms,
         provider_status=word,
         code=code,
-        message=text_field(error, "detail", "error."),
+        message=text_field(error, "detail", f"{where}error."),
         provider_id=pid,
         message_id=uuid_or_none(client_ref),
-        phone=phone_field(to, "to"),
+        phone=phone_field(to, f"{where}to"),
         fingerprint={"id": pid, "status": word, "at": stamp, "code": code, "ref": client_ref},
     )
 
@@ -137,14 +148,36 @@ class VonageMessagesAdapter:
         """True when the Vonage signature secret is set."""
         return self.secret is not None
 
+    def precheck(self, cb: Callback) -> None:
+        """The JWT (when configured) verifies but for its body hash: it is in the headers."""
+        if self.secret is not None:
+            verify_token(cb.header("authorization"), self.secret, cb.received_ms, self.max_age_s)
+
     def handle(self, cb: Callback) -> Mapped:
         """Verify the JWT (when configured), then map. See :func:`receipt`."""
         if self.secret is not None:
             verify(cb.header("authorization"), cb.body, self.secret, cb.received_ms, self.max_age_s)
-        mapped = Mapped()
-        result = receipt(json_object(cb.body), cb.received_ms)
+        data = json_value(cb.body)
+        if isinstance(data, dict):
+            return _mapped([receipt(data, cb.received_ms)], cb.received_ms)
+        if not isinstance(data, list) or not data:
+            raise invalid("body", "expected a status object or an array of them")
+        results: list[Receipt | Skip] = []
+        for index, item in enumerate(data):
+            try:
+                if not isinstance(item, dict):
+                    raise invalid(f"[{index}]", "a status is a JSON object")
+                results.append(receipt(item, cb.received_ms, f"[{index}]."))
+            except InvalidBody as exc:
+                results.append(invalid_entry(exc))
+        return _mapped(results, cb.received_ms)
+
+
+def _mapped(results: list[Receipt | Skip], received_ms: int) -> Mapped:
+    mapped = Mapped()
+    for result in results:
         if isinstance(result, Skip):
             mapped.skipped.append(result)
         else:
-            mapped.records.append(to_record(result, NAME, ids.VONAGE, cb.received_ms))
-        return mapped
+            mapped.records.append(to_record(result, NAME, ids.VONAGE, received_ms))
+    return mapped

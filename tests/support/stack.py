@@ -17,11 +17,14 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from ingest.app import create_app as create_ingest
 from ingest.settings import IngestSettings
+from projector import generations
+from projector.positions import positions_key
 from projector.runner import Projector
 from projector.settings import ProjectorSettings
 from query_api.app import create_app as create_api
@@ -144,6 +147,34 @@ class Stack:
         await self.wait_for(probe, timeout, f"{count} events of {message_id}")
         return last[0]
 
+    async def wait_caught_up(self, timeout: float = 15.0) -> None:
+        """Wait until the projection reflects every record in the topic right now.
+
+        The projector records, per partition, the next offset its generation reflects
+        (``projector.positions.positions_key``); once those reach the topic's end offsets taken
+        here, every record posted before this call has been applied (or parked, or
+        dead-lettered). Use it instead of sleeping before asserting that nothing happened.
+        """
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka)
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic(self.topic)
+            if not parts:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(self.topic) or set()
+            tps = [TopicPartition(self.topic, p) for p in parts]
+            ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+        wanted = {f"{tp.topic}:{tp.partition}".encode(): end for tp, end in ends.items() if end}
+
+        async def caught_up() -> bool:
+            generation = self.generation if self.pinned else await generations.served(self.redis)
+            positions = await self.redis.hgetall(positions_key(generation))
+            return all(int(positions.get(name, 0)) >= end for name, end in wanted.items())
+
+        await self.wait_for(caught_up, timeout, f"the projection to reach {ends}")
+
     # --- lifecycle -------------------------------------------------------------------
     def common(self) -> dict[str, Any]:
         """Settings every service of this stack shares."""
@@ -181,6 +212,12 @@ class Stack:
         if projector:
             await self.start_projector()
         return self
+
+    def ingest_app(self) -> web.Application:
+        """The running ingest application (its first runner), for tests that reach inside."""
+        app = self._runners[0].app
+        assert isinstance(app, web.Application)
+        return app
 
     async def _ingest_ready(self) -> bool:
         async with self.http.get(self.ingest_url + "/readyz") as resp:

@@ -6,9 +6,12 @@ import contextvars
 import logging
 import re
 import sys
+from collections.abc import Iterable
 
 from aiohttp.http_exceptions import HttpProcessingError
 from pythonjsonlogger.json import JsonFormatter
+
+from runtime.redact import Redactor
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 """The id of the HTTP request being served (``X-Request-Id``, or one we made)."""
@@ -18,7 +21,7 @@ _PHONE_IN_PATH = re.compile(r"(/phonenumber/(?:%2[Bb]|\+)?[^/?]{0,3})[^/?]*?([^/
 
 def mask_digits(text: str) -> str:
     """Mask the phone number of a ``/phonenumber/...`` path as ``/phonenumber/+12***90``, so
-    logs never hold a full number (PITFALLS: baileys-api#333); other segments stay as sent.
+    logs never hold a full number (docs/pitfalls.md: baileys-api#333); other segments stay as sent.
     """
     return _PHONE_IN_PATH.sub(lambda m: m.group(1) + "***" + m.group(2), text)
 
@@ -49,9 +52,11 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def configure(level: str = "INFO", fmt: str = "json") -> None:
-    """Configure the root logger once per process: JSON (default) or plain text to stderr."""
+def configure(level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
+    """Configure the root logger once per process: JSON (default) or plain text to stderr;
+    every record is masked first (``secrets``, credentials, phone numbers: runtime.redact)."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(Redactor(secrets))
     if fmt == "json":
         handler.setFormatter(
             JsonFormatter(

@@ -1,12 +1,11 @@
 """HTTP plumbing both HTTP services share: problem responses, request metrics and ids, ops routes.
 
 ``/healthz`` answers while the process runs; ``/readyz`` runs the service's own check of its
-Kafka/Redis connections; ``/metrics`` serves the Prometheus text format (SPEC section 1).
+Kafka/Redis connections; ``/metrics`` serves the Prometheus text format (docs/design.md §1).
 """
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
 import os
@@ -20,8 +19,9 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from msgstatus.logs import mask_digits, request_id
-from schemas.problems import CONTENT_TYPE, Problem
+from runtime.gc_tuning import tune_gc
+from runtime.logs import mask_digits, request_id
+from schemas.problems import CONTENT_TYPE, INTERNAL_ERROR, PROBLEM_TYPES, TYPE_PATH, Problem
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            response = problem_response(Problem(exc.status, "http-error", exc.reason), request)
+            response = problem_response(Problem(exc.status, None, exc.reason), request)
             if exc.status == 405 and "Allow" in exc.headers:
                 response.headers["Allow"] = exc.headers["Allow"]
         except ConnectionResetError:
@@ -106,7 +106,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         except Exception:
             log.exception("unhandled error")
             response = problem_response(
-                Problem(500, "internal-error", "internal error; the request id is in the logs"),
+                Problem.of(INTERNAL_ERROR, "internal error; the request id is in the logs"),
                 request,
             )
         response.headers["X-Request-Id"] = rid
@@ -131,6 +131,15 @@ async def readyz(request: web.Request) -> web.Response:
     return web.Response(status=200 if ok else 503, body=body, content_type="application/json")
 
 
+async def problem_page(request: web.Request) -> web.Response:
+    """``/problems/<name>``: the page of a problem type this project owns (404 otherwise)."""
+    kind = PROBLEM_TYPES.get(request.match_info["name"])
+    if kind is None:
+        raise web.HTTPNotFound(reason="no such problem type")
+    text = f"{kind.title} ({kind.status})\n\n{kind.about}\n"
+    return web.Response(text=text, content_type="text/plain")
+
+
 async def metrics(_request: web.Request) -> web.Response:
     """Prometheus text exposition of this process's metrics."""
     resp = web.Response(body=generate_latest())
@@ -139,17 +148,19 @@ async def metrics(_request: web.Request) -> web.Response:
 
 
 def add_ops_routes(app: web.Application, service: str, readiness: ReadinessCheck) -> None:
-    """Register ``/healthz``, ``/readyz`` and ``/metrics`` and the request observer."""
+    """Register ``/healthz``, ``/readyz``, ``/metrics``, the problem type pages and the request
+    observer."""
     app[SERVICE] = service
     app[READINESS] = readiness
     app.middlewares.append(observe)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get(TYPE_PATH + "{name}", problem_page)
 
 
 class MaskingAccessLogger(AbstractAccessLogger):
-    """Access log line per request with phone numbers in the path masked (PITFALLS)."""
+    """Access log line per request, phone numbers in the path masked (docs/pitfalls.md)."""
 
     @property
     def enabled(self) -> bool:
@@ -168,19 +179,9 @@ class MaskingAccessLogger(AbstractAccessLogger):
         )
 
 
-def tune_gc() -> None:
-    """Move start-up objects out of the collector's sight and collect the young generation
-    less often: full collections over a large heap were the p99 of cached reads (measured:
-    p99 30 ms -> 13 ms at 64 connections, bench/read_by_id). Request objects die young and
-    are freed by reference counting; cycles are still collected, only in larger steps."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
-
-
 def run(app: web.Application, host: str, port: int, shutdown_timeout_s: float) -> None:
     """Serve until SIGINT/SIGTERM; then stop accepting, let in-flight requests finish for up to
-    ``shutdown_timeout_s`` seconds and run the app's cleanup (PITFALLS: aiohttp#3638)."""
+    ``shutdown_timeout_s`` seconds and run the app's cleanup (docs/pitfalls.md: aiohttp#3638)."""
     tune_gc()
     web.run_app(
         app,
