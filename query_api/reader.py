@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -194,7 +194,7 @@ class Reader:
                 await self.redis.zrem(index_key, *gone)
             return joined, cursor
         reply = cast(
-            list[bytes | int],
+            list[Any],
             await self._list_page_v2(
                 keys=[index_key],
                 args=[
@@ -208,4 +208,11 @@ class Reader:
                 ],
             ),
         )
-        return await self._finish(index_key, reply)
+        more, last_score, last_id, n_expired = reply[:4]
+        found = reply[4 + n_expired :]
+        template, us = packed.TEMPLATE, packed.US
+        pairs = zip(found[::2], found[1::2], strict=True)
+        joined = b",".join([template % (mid, *parts.split(us)) for mid, parts in pairs])
+        return await self._finish(
+            index_key, [joined, more, last_score, last_id, *reply[4 : 4 + n_expired]]
+        )

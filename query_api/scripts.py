@@ -62,9 +62,13 @@ LIST_PAGE_V2 = (
 -- ARGV[5] message bucket key prefix ('msgstatus:<g>:<t>:m:{<t>:'), ARGV[6] buckets,
 -- ARGV[7] now (epoch ms). It reads message buckets it is not given as KEYS, so it needs a
 -- single Redis node; on a cluster the reader takes the per-slot path (query_api.pages).
--- Returns {documents joined by ',', more (0/1), last score, last id, expired id...}.
-local RS, US, TEMPLATE = """
-    + f"{_lua_bytes(packed.RS)}, {_lua_bytes(packed.US)}, {_lua_bytes(packed.TEMPLATE)}"
+-- The documents are rendered by the caller (schemas.packed.render): the script only cuts
+-- each value's document parts out (two plain finds), which costs Redis a fraction of a
+-- render in Lua (docs/design.md §5).
+-- Returns {more (0/1), last score, last id, number of expired ids, expired id...,
+-- id, parts, id, parts, ...}.
+local RS = """
+    + _lua_bytes(packed.RS)
     + """
 local buckets, now = tonumber(ARGV[6]), tonumber(ARGV[7])
 local function bucket(id)
@@ -72,21 +76,13 @@ local function bucket(id)
   if x < 0 then x = x + 4294967296 end
   return x % buckets
 end
--- One pattern match takes the expiry and all document parts (no loop over the parts).
-local PARTS = '^(%d+)' .. RS .. string.rep('([^' .. US .. RS .. ']*)' .. US, """
-    + str(packed.PARTS - 1)
-    + """)
-              .. '([^' .. RS .. ']*)' .. RS
-local function render(id, _, ...)
-  return string.format(TEMPLATE, id, ...)
-end
--- The document of a stored value: '' while unaccepted, nil when absent or expired.
-local function document(id, raw)
+-- The document parts of a stored value: '' while unaccepted, nil when absent or expired.
+local function parts(raw)
   if not raw then return nil end
-  local expiry = string.match(raw, '^%d+')
-  if tonumber(expiry) <= now then return nil end
-  if string.sub(raw, #expiry + 2, #expiry + 2) == RS then return '' end
-  return render(id, string.match(raw, PARTS))
+  local cut = string.find(raw, RS, 1, true)
+  if tonumber(string.sub(raw, 1, cut - 1)) <= now then return nil end
+  local stop = string.find(raw, RS, cut + 1, true)
+  return string.sub(raw, cut + 1, stop - 1)
 end
 local count = tonumber(ARGV[2])
 local cursor_score = ARGV[4] ~= '' and tonumber(ARGV[4]) or nil
@@ -100,14 +96,15 @@ while true do
   for i = 1, #rows, 2 do
     local id, score = rows[i], rows[i + 1]
     if not (cursor_score and tonumber(score) == cursor_score and id >= ARGV[3]) then
-      local doc = document(id, redis.call('HGET', ARGV[5] .. bucket(id) .. '}', id))
+      local doc = parts(redis.call('HGET', ARGV[5] .. bucket(id) .. '}', id))
       if not doc then
         expired[#expired + 1] = id
       elseif doc ~= '' then
-        if #docs == count then
+        if #docs == 2 * count then
           more = 1
           break
         end
+        docs[#docs + 1] = id
         docs[#docs + 1] = doc
         last_score, last_id = score, id
       end
@@ -115,8 +112,9 @@ while true do
   end
   if more == 1 or #rows / 2 < chunk then break end
 end
-local out = {table.concat(docs, ','), more, last_score, last_id}
+local out = {more, last_score, last_id, #expired}
 for _, id in ipairs(expired) do out[#out + 1] = id end
+for _, v in ipairs(docs) do out[#out + 1] = v end
 return out
 """
 )
