@@ -2,7 +2,7 @@
 
 Format 1 stays writable until every deployment has replayed into format 2, so a projector
 of this release keeps the generation an earlier release built up to date while a replay
-builds its successor (docs/operations.md, upgrading the projection format).
+builds its successor (docs/operations.md, "Upgrading a deployment from projection format 1").
 """
 
 from __future__ import annotations

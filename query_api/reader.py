@@ -209,10 +209,7 @@ class Reader:
             ),
         )
         more, last_score, last_id, n_expired = reply[:4]
-        found = reply[4 + n_expired :]
-        template, us = packed.TEMPLATE, packed.US
-        pairs = zip(found[::2], found[1::2], strict=True)
-        joined = b",".join([template % (mid, *parts.split(us)) for mid, parts in pairs])
+        joined = packed.render_page(reply[4 + n_expired])
         return await self._finish(
             index_key, [joined, more, last_score, last_id, *reply[4 : 4 + n_expired]]
         )

@@ -62,13 +62,13 @@ LIST_PAGE_V2 = (
 -- ARGV[5] message bucket key prefix ('msgstatus:<g>:<t>:m:{<t>:'), ARGV[6] buckets,
 -- ARGV[7] now (epoch ms). It reads message buckets it is not given as KEYS, so it needs a
 -- single Redis node; on a cluster the reader takes the per-slot path (query_api.pages).
--- The documents are rendered by the caller (schemas.packed.render): the script only cuts
--- each value's document parts out (two plain finds), which costs Redis a fraction of a
--- render in Lua (docs/design.md §5).
+-- The documents are rendered by the caller (schemas.packed.render_page): the script only
+-- cuts each value's document parts out (two plain finds), which costs Redis a fraction of
+-- a render in Lua (docs/design.md §5).
 -- Returns {more (0/1), last score, last id, number of expired ids, expired id...,
--- id, parts, id, parts, ...}.
-local RS = """
-    + _lua_bytes(packed.RS)
+-- 'id US parts US id US parts ...'}.
+local RS, US = """
+    + f"{_lua_bytes(packed.RS)}, {_lua_bytes(packed.US)}"
     + """
 local buckets, now = tonumber(ARGV[6]), tonumber(ARGV[7])
 local function bucket(id)
@@ -100,12 +100,14 @@ while true do
       if not doc then
         expired[#expired + 1] = id
       elseif doc ~= '' then
-        if #docs == 2 * count then
+        if #docs == 4 * count then
           more = 1
           break
         end
         docs[#docs + 1] = id
+        docs[#docs + 1] = US
         docs[#docs + 1] = doc
+        docs[#docs + 1] = US
         last_score, last_id = score, id
       end
     end
@@ -114,7 +116,8 @@ while true do
 end
 local out = {more, last_score, last_id, #expired}
 for _, id in ipairs(expired) do out[#out + 1] = id end
-for _, v in ipairs(docs) do out[#out + 1] = v end
+docs[#docs] = nil
+out[#out + 1] = table.concat(docs)
 return out
 """
 )

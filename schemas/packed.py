@@ -18,6 +18,7 @@ message]`` with trailing nulls left out.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -79,6 +80,20 @@ def document_parts(view: MessageView) -> bytes:
 def render(message_id: str, parts: bytes) -> bytes:
     """The ``{"message": ...}`` document from a message id and its document parts."""
     return TEMPLATE % (message_id.encode(), *parts.split(US))
+
+
+def render_page(flat: bytes) -> bytes:
+    """Documents joined by commas from ``id US parts US id US parts ...`` (the list script's
+    reply): one split and one ``bytes %`` for the whole page."""
+    if not flat:
+        return b""
+    values = flat.split(US)
+    return _page_template(len(values) // (PARTS + 1)) % tuple(values)
+
+
+@functools.lru_cache(maxsize=128)
+def _page_template(n: int) -> bytes:
+    return b",".join([TEMPLATE] * n)
 
 
 def encode(state: MessageState, document: bytes, expire_ms: int) -> bytes:

@@ -85,6 +85,19 @@ def test_the_template_renders_the_read_api_document(state: MessageState) -> None
     assert packed.document(mid, raw, T0 + 1) is None  # expired
 
 
+@given(st.lists(states(), max_size=4))
+def test_a_page_renders_as_its_documents_joined(found: list[MessageState]) -> None:
+    """render_page of the list script's reply (``id US parts US ...``) is the documents of
+    the accepted messages joined by commas, whatever the texts contain."""
+    ids = [str(uuid.uuid4()) for _ in found]
+    views = [(mid, fold.view(mid, s)) for mid, s in zip(ids, found, strict=True)]
+    accepted = [(mid, v) for mid, v in views if v is not None]
+    flat = packed.US.join(
+        mid.encode() + packed.US + packed.document_parts(v) for mid, v in accepted
+    )
+    assert packed.render_page(flat) == b",".join(render_message(v) for _, v in accepted)
+
+
 async def test_both_list_read_paths_give_the_same_pages() -> None:
     """The single-node script and the per-slot (cluster) path agree page by page."""
     redis = Redis.from_url(REDIS_URL, decode_responses=False)
