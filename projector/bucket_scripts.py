@@ -50,11 +50,18 @@ REGISTER = (
     _SCAN
     + """
 -- KEYS[1] provider bucket, KEYS[2] parked receipts. ARGV[1] field, ARGV[2] entry.
--- Adds the entry unless its message is there already; returns {entries, event id 1,
+-- Adds the entry, or replaces its message's entry (the folded acceptance, hence its send
+-- time and recipient, may change as acceptances arrive); returns {entries, event id 1,
 -- record 1, ...}: every receipt kept with the provider id, to be routed again.
 local entries = redis.call('HGET', KEYS[1], ARGV[1]) or ''
-if not has(entries, string.sub(ARGV[2], 1, 16)) then
-  entries = entries .. ARGV[2]
+local at = has(entries, string.sub(ARGV[2], 1, 16))
+local updated = entries .. ARGV[2]
+if at then
+  local after = at + 23 + string.byte(entries, at + 22)
+  updated = string.sub(entries, 1, at - 1) .. ARGV[2] .. string.sub(entries, after)
+end
+if updated ~= entries then
+  entries = updated
   redis.call('HSET', KEYS[1], ARGV[1], entries)
 end
 local out = redis.call('HGETALL', KEYS[2])

@@ -373,3 +373,23 @@ async def test_every_key_of_a_message_expires_from_the_later_of_sent_and_receive
     assert await redis.zscore(layout.phone_index_key("+4930111111"), a) == NOW - 10 * DAY
     assert await redis.zscore(layout.reference_index_key(f"ref-{gen}"), a) == NOW - 10 * DAY
     await generations.delete(redis, gen)
+
+
+async def test_a_provider_entry_follows_the_folded_acceptance_in_any_order(redis: Redis) -> None:
+    """Two acceptances of one message with different send times, in either order: the
+    provider id's entry holds the send time of the acceptance the fold keeps."""
+    mid = str(uuid.uuid4())
+    first = record(Status.PROVIDER_ACCEPTANCE, NOW - 2000, message_id=mid)
+    second = record(Status.PROVIDER_ACCEPTANCE, NOW - 1000, message_id=mid)
+    found = []
+    for order in ([first, second], [second, first]):
+        gen = f"pe{uuid.uuid4().hex[:8]}"
+        store = ProjectionStore(writer(), gen, 90 * DAY)
+        for event in order:
+            await store.apply([event])
+        field = provider_field("P1", "pid-1")
+        raw = cast(bytes, await redis.hget(Layout(gen).provider_key(field), field))
+        found.append(parking.decode_entries(raw))
+        await generations.delete(redis, gen)
+    assert found[0] == found[1]
+    assert len(found[0]) == 1
