@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from ingest.errors import InvalidBody
-from schemas.events import UUID_TEXT, EventRecord, ProviderInfo, derive_event_id
+from schemas.events import UUID_TEXT, EventRecord, ProviderInfo, derive_event_id, new_record
 from schemas.phone import PhoneNumberError, normalize_e164
 from schemas.problems import FieldError
 from schemas.status import Status
@@ -139,40 +139,35 @@ class Receipt:
     phone: str | None = None
 
 
-def to_record(receipt: Receipt, source: str, provider: str, received_ms: int) -> EventRecord:
-    """The canonical event of a receipt (``source`` = adapter name, ``provider`` = family).
+def receipt_record(receipt: Receipt, source: str, family: str, received_ms: int) -> EventRecord:
+    """The log record of a receipt (``source`` = adapter name, ``family`` = ``provider.name``),
+    validated (:func:`schemas.events.new_record`); its event id is derived from the adapter's
+    name and the receipt's fingerprint.
 
     Raises :class:`InvalidBody` if the event model refuses it (never a 500).
     """
-    event_id = derive_event_id({"source": source, **receipt.fingerprint})
     try:
-        return _record(receipt, event_id, source, provider, received_ms)
+        return new_record(
+            event_id=derive_event_id({"source": source, **receipt.fingerprint}),
+            message_id=receipt.message_id,
+            status=receipt.status,
+            occurred_ms=receipt.occurred_ms,
+            received_ms=received_ms,
+            phone_number=receipt.phone,
+            provider=ProviderInfo(
+                name=family,
+                id=receipt.provider_id,
+                status=receipt.provider_status[:255],
+                code=receipt.code[:255],
+                message=receipt.message[:1000] if receipt.message else None,
+            ),
+            source=source,
+        )
     except ValidationError as exc:
         # Adapters check every field they read; this is the net for anything they missed.
         raise invalid(
             "body", f"not a valid event: {exc.errors(include_url=False)[0]['msg']}"
         ) from None
-
-
-def _record(
-    receipt: Receipt, event_id: str, source: str, provider: str, received_ms: int
-) -> EventRecord:
-    return EventRecord(
-        eventId=event_id,
-        messageId=receipt.message_id,
-        status=receipt.status,
-        occurredAt=receipt.occurred_ms,
-        receivedAt=received_ms,
-        phoneNumber=receipt.phone,
-        provider=ProviderInfo(
-            name=provider,
-            id=receipt.provider_id,
-            status=receipt.provider_status[:255],
-            code=receipt.code[:255],
-            message=receipt.message[:1000] if receipt.message else None,
-        ),
-        source=source,
-    )
 
 
 def invalid(field_name: str, message: str) -> InvalidBody:

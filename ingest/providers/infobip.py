@@ -24,9 +24,9 @@ from ingest.providers.common import (
     invalid_entry,
     json_object,
     phone_field,
+    receipt_record,
     require_id,
     text_field,
-    to_record,
     uuid_or_none,
 )
 from ingest.providers.times import read_time
@@ -141,7 +141,7 @@ def reports(data: dict[str, Any], received_ms: int, max_results: int) -> Mapped:
             if isinstance(result, Skip):
                 mapped.skipped.append(result)
             else:
-                mapped.records.append(to_record(result, NAME, ids.INFOBIP, received_ms))
+                mapped.records.append(receipt_record(result, NAME, ids.INFOBIP, received_ms))
         except InvalidBody as exc:
             mapped.skipped.append(invalid_entry(exc))
     return mapped

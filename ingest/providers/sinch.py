@@ -23,9 +23,9 @@ from ingest.providers.common import (
     invalid_entry,
     json_object,
     phone_field,
+    receipt_record,
     require_id,
     text_field,
-    to_record,
     uuid_or_none,
 )
 from ingest.providers.times import read_time
@@ -211,5 +211,5 @@ class SinchAdapter:
             if isinstance(result, Skip):
                 mapped.skipped.append(result)
             else:
-                mapped.records.append(to_record(result, NAME, ids.SINCH, cb.received_ms))
+                mapped.records.append(receipt_record(result, NAME, ids.SINCH, cb.received_ms))
         return mapped

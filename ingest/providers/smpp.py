@@ -34,9 +34,9 @@ from ingest.providers.common import (
     form_pairs,
     invalid,
     phone_field,
+    receipt_record,
     require_id,
     strip_bom,
-    to_record,
     uuid_or_none,
 )
 from ingest.providers.times import read_time
@@ -221,7 +221,7 @@ class SmppAdapter:
         if isinstance(result, Skip):
             mapped.skipped.append(result)
         else:
-            mapped.records.append(to_record(result, NAME, ids.SMPP, cb.received_ms))
+            mapped.records.append(receipt_record(result, NAME, ids.SMPP, cb.received_ms))
         return mapped
 
     def receipt(self, params: Mapping[str, str], body_text: str | None, now: int) -> Receipt | Skip:

@@ -27,8 +27,8 @@ from ingest.providers.common import (
     invalid,
     json_object,
     phone_field,
+    receipt_record,
     require_id,
-    to_record,
 )
 from schemas.status import Status
 
@@ -193,5 +193,5 @@ class TwilioAdapter:
         if isinstance(result, Skip):
             mapped.skipped.append(result)
         else:
-            mapped.records.append(to_record(result, NAME, ids.TWILIO, cb.received_ms))
+            mapped.records.append(receipt_record(result, NAME, ids.TWILIO, cb.received_ms))
         return mapped

@@ -26,8 +26,8 @@ from ingest.providers.common import (
     invalid,
     json_object,
     phone_field,
+    receipt_record,
     require_id,
-    to_record,
     uuid_or_none,
 )
 from ingest.providers.times import read_time
@@ -197,5 +197,5 @@ class VonageAdapter:
         if isinstance(result, Skip):
             mapped.skipped.append(result)
         else:
-            mapped.records.append(to_record(result, NAME, ids.VONAGE, cb.received_ms))
+            mapped.records.append(receipt_record(result, NAME, ids.VONAGE, cb.received_ms))
         return mapped

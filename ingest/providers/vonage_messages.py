@@ -25,9 +25,9 @@ from ingest.providers.common import (
     invalid_entry,
     json_value,
     phone_field,
+    receipt_record,
     require_id,
     text_field,
-    to_record,
     uuid_or_none,
 )
 from ingest.providers.times import read_time
@@ -179,5 +179,5 @@ def _mapped(results: list[Receipt | Skip], received_ms: int) -> Mapped:
         if isinstance(result, Skip):
             mapped.skipped.append(result)
         else:
-            mapped.records.append(to_record(result, NAME, ids.VONAGE, received_ms))
+            mapped.records.append(receipt_record(result, NAME, ids.VONAGE, received_ms))
     return mapped
