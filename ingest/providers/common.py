@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ingest.errors import InvalidBody
 from schemas.events import UUID_TEXT, EventRecord, ProviderInfo, derive_event_id, new_record
 from schemas.phone import PhoneNumberError, normalize_e164
 from schemas.problems import FieldError
 from schemas.status import Status
+
+if TYPE_CHECKING:
+    from ingest.settings import IngestSettings
 
 _CHANNEL_PREFIX = re.compile(r"^[a-z_]+:")
 
@@ -64,6 +67,24 @@ class Skip:
     reason: str
     provider_status: str
     detail: str = ""
+
+
+NO_EVENT = Skip("no canonical event for this status", "")
+"""A status table's value for a provider status that is acknowledged without an event."""
+
+UNKNOWN = Skip("unknown", "")
+"""What :func:`lookup` gives a provider status its table does not list."""
+
+
+def stamped(outcome: Status | Skip, word: str) -> Status | Skip:
+    """A status table's value for the provider status ``word``: a :class:`Skip` names it."""
+    return replace(outcome, provider_status=word) if isinstance(outcome, Skip) else outcome
+
+
+def lookup(table: Mapping[str, Status | Skip], word: str) -> Status | Skip:
+    """``word``'s canonical status in a status table, else the table's :class:`Skip` or
+    :data:`UNKNOWN`, naming ``word`` (tables: docs/providers.md, "Mapping tables")."""
+    return stamped(table.get(word, UNKNOWN), word)
 
 
 INVALID_ENTRY = "invalid entry"
@@ -118,6 +139,37 @@ class Adapter(Protocol):
         """Authenticate (when configured) and map the callback."""
         ...
 
+    def normalize_id(self, raw: str, phone: str | None) -> str:
+        """A ``provider.id`` of this adapter's family in the form its receipts carry (an
+        acceptance's ``phone``, E.164, completes ids that include the recipient); raises
+        ``ValueError`` when ``raw`` cannot be such an id (docs/providers.md, "Provider ids")."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSpec:
+    """What one adapter module declares (its ``SPEC``) for the registry
+    (``ingest.providers.registry``), which drives the routes and the id normal forms.
+
+    ``name``: the path ``/webhooks/<name>``, the events' ``source`` and the name
+    ``allow_unsigned_providers`` takes; ``methods``: the HTTP methods the provider calls
+    with; ``family``: the events' ``provider.name`` (ids of that name, also on the canonical
+    endpoint, go through the adapter's :meth:`Adapter.normalize_id`); ``from_settings``: the
+    adapter configured from the ingest settings; ``answer``: the exact ``text/plain`` body a
+    success answer must be (Jasmin resends otherwise), or None for the JSON summary.
+    """
+
+    name: str
+    methods: tuple[str, ...]
+    family: str
+    from_settings: Callable[[IngestSettings], Adapter]
+    answer: bytes | None = None
+
+
+def secret_of(value: SecretStr | None) -> str | None:
+    """A credential setting's text, or None when it is not set."""
+    return value.get_secret_value() if value is not None else None
+
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
@@ -168,6 +220,33 @@ def receipt_record(receipt: Receipt, source: str, family: str, received_ms: int)
         raise invalid(
             "body", f"not a valid event: {exc.errors(include_url=False)[0]['msg']}"
         ) from None
+
+
+def collect(
+    results: Iterable[Receipt | Skip],
+    source: str,
+    family: str,
+    received_ms: int,
+    *,
+    batch: bool = False,
+) -> Mapped:
+    """The records of the receipts (:func:`receipt_record`) and the skips, in order.
+
+    A receipt the event model refuses raises :class:`InvalidBody` (400), or with ``batch``
+    becomes an ``invalid entry`` skip of its own (docs/providers.md, "Batches").
+    """
+    mapped = Mapped()
+    for result in results:
+        if isinstance(result, Skip):
+            mapped.skipped.append(result)
+            continue
+        try:
+            mapped.records.append(receipt_record(result, source, family, received_ms))
+        except InvalidBody as exc:
+            if not batch:
+                raise
+            mapped.skipped.append(invalid_entry(exc))
+    return mapped
 
 
 def invalid(field_name: str, message: str) -> InvalidBody:

@@ -13,18 +13,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 from ingest.providers.common import is_uuid
-from ingest.settings import IdBase, IngestSettings
 from schemas.phone import PhoneNumberError, normalize_e164
 
-TWILIO = "twilio"
-VONAGE = "vonage"
-INFOBIP = "infobip"
-SINCH = "sinch"
-SMPP = "smpp"
-"""Provider names (``provider.name``): one per provider family; both Vonage adapters use
-``vonage`` (SMS API message ids and Messages API UUIDs never collide)."""
+IdBase = Literal["text", "dec", "hex"]
+"""How an SMSC writes SMPP message ids (``MSGSTATUS_SMPP_*_ID_BASE``)."""
 
 _TWILIO_SID = re.compile(r"[A-Za-z]{2}[0-9a-fA-F]{32}")
 _HEX = re.compile(r"[0-9a-fA-F]+")
@@ -77,6 +72,16 @@ def sinch_id(batch_id: str, recipient: str | None) -> str:
     return f"{batch}/{normalize_e164(recipient)}"
 
 
+def sinch_acceptance_id(raw: str, phone: str | None) -> str:
+    """A Sinch id as an acceptance gives it: ``<batch id>/<recipient>``, or the batch id alone
+    with the event's ``phone`` appended. Raises ``ValueError`` naming the form otherwise."""
+    batch, _, recipient = raw.partition("/")
+    try:
+        return sinch_id(batch, recipient or phone)
+    except PhoneNumberError as exc:
+        raise ValueError(f"a Sinch id is <batch id>/<recipient>: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class SmppIds:
     """SMPP message ids, configured by how the SMSC writes them (``text``, ``dec``, ``hex``).
@@ -108,38 +113,3 @@ class SmppIds:
             raise ValueError(f"an SMPP id in base {radix} was expected, got {value[:40]!r}")
         number = int(value, radix)
         return str(number) if self.submit_base == "dec" else format(number, "X")
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderIds:
-    """Normalises ``provider.id`` of canonical events that name an adapter's provider."""
-
-    smpp: SmppIds
-
-    @classmethod
-    def from_settings(cls, settings: IngestSettings) -> ProviderIds:
-        """Configured from ``smpp_receipt_id_base`` / ``smpp_submit_id_base``."""
-        return cls(SmppIds(settings.smpp_receipt_id_base, settings.smpp_submit_id_base))
-
-    def normalize(self, name: str, raw: str, phone: str | None) -> str:
-        """The id in the form the ``name`` adapter writes it; other providers' ids unchanged.
-
-        For ``sinch`` a batch id without ``/`` gets the event's phone number appended (the
-        acceptance's recipient). Raises ``ValueError`` when the id cannot be one of them.
-        """
-        family = name.strip().lower()
-        if family == TWILIO:
-            return twilio_sid(raw)
-        if family == VONAGE:
-            return vonage_id(raw)
-        if family == INFOBIP:
-            return infobip_id(raw)
-        if family == SMPP:
-            return self.smpp.submit(raw)
-        if family == SINCH:
-            batch, _, recipient = raw.partition("/")
-            try:
-                return sinch_id(batch, recipient or phone)
-            except PhoneNumberError as exc:
-                raise ValueError(f"a Sinch id is <batch id>/<recipient>: {exc}") from None
-        return raw

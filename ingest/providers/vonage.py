@@ -11,6 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import orjson
 
@@ -18,27 +19,37 @@ from ingest.errors import Unauthenticated
 from ingest.providers import ids
 from ingest.providers.auth import same
 from ingest.providers.common import (
+    AdapterSpec,
     Callback,
     Mapped,
     Receipt,
     Skip,
+    collect,
     form_pairs,
     invalid,
     json_object,
+    lookup,
     phone_field,
-    receipt_record,
     require_id,
+    secret_of,
     uuid_or_none,
 )
 from ingest.providers.times import read_time
-from ingest.settings import VonageMethod
 from schemas.status import Status
 
+if TYPE_CHECKING:
+    from ingest.settings import IngestSettings
+
+VonageMethod = Literal["md5hash", "md5", "sha1", "sha256", "sha512"]
+"""How Vonage signs SMS API DLRs (``MSGSTATUS_VONAGE_SIGNATURE_METHOD``, as in its dashboard)."""
+
 NAME = "vonage"
+FAMILY = "vonage"
+"""The ``provider.name`` of this adapter's events."""
 FUTURE_SKEW_S = 300
 """A signed DLR's ``timestamp`` may run ahead of our clock by this much (clock skew)."""
 
-STATUSES: dict[str, Status] = {
+STATUSES: dict[str, Status | Skip] = {
     "delivered": Status.DELIVERED,
     "accepted": Status.SENT,
     "buffered": Status.SENT,
@@ -145,9 +156,9 @@ def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
     word = params.get("status", "").strip().lower()
     if not word:
         raise invalid("status", "required")
-    status = STATUSES.get(word)
-    if status is None:
-        return Skip("unknown", word)
+    status = lookup(STATUSES, word)
+    if isinstance(status, Skip):
+        return status
     code = params.get("err-code", "").strip() or "0"
     scts = params.get("scts", "").strip()
     occurred = read_time(scts, "scts") or read_time(
@@ -181,6 +192,10 @@ class VonageAdapter:
         """True when ``MSGSTATUS_VONAGE_SIGNATURE_SECRET`` is set."""
         return self.secret is not None
 
+    def normalize_id(self, raw: str, phone: str | None) -> str:
+        """A ``vonage`` id in normal form (:mod:`ingest.providers.ids`)."""
+        return ids.vonage_id(raw)
+
     def precheck(self, cb: Callback) -> None:
         """A GET DLR's parameters are all in the query: verify them whole (when configured).
         A POST's ``sig`` may be in the body, so it is checked by :meth:`handle`."""
@@ -192,10 +207,17 @@ class VonageAdapter:
         params = params_of(cb)
         if self.secret is not None:
             verify(params, self.secret, self.method, cb.received_ms, self.max_age_s)
-        mapped = Mapped()
-        result = receipt(params, cb.received_ms)
-        if isinstance(result, Skip):
-            mapped.skipped.append(result)
-        else:
-            mapped.records.append(receipt_record(result, NAME, ids.VONAGE, cb.received_ms))
-        return mapped
+        return collect([receipt(params, cb.received_ms)], NAME, FAMILY, cb.received_ms)
+
+
+def from_settings(settings: IngestSettings) -> VonageAdapter:
+    """The adapter configured with the Vonage signature secret, method and maximum age."""
+    return VonageAdapter(
+        secret_of(settings.vonage_signature_secret),
+        settings.vonage_signature_method,
+        settings.vonage_signature_max_age_s,
+    )
+
+
+SPEC = AdapterSpec(NAME, ("GET", "POST"), FAMILY, from_settings)
+"""This adapter's registry entry (``ingest.providers.registry``)."""
