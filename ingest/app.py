@@ -23,7 +23,7 @@ from ingest.http import (
     unauthorized,
 )
 from ingest.openapi import openapi_document
-from ingest.providers.common import strip_bom
+from ingest.providers.fields import strip_bom
 from ingest.providers.registry import ProviderIds, build
 from ingest.providers.routes import add_provider_routes
 from ingest.publisher import Publisher

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from ingest.providers.common import is_uuid
+from ingest.providers.fields import is_uuid
 from schemas.phone import PhoneNumberError, normalize_e164
+
+IdRule = Callable[[str, str | None], str]
+"""An id rule: ``(provider id as given, the event's E.164 phone or None) -> normal form``;
+``ValueError`` when the id cannot be one of that provider's."""
 
 IdBase = Literal["text", "dec", "hex"]
 """How an SMSC writes SMPP message ids (``MSGSTATUS_SMPP_*_ID_BASE``)."""
@@ -31,7 +36,7 @@ def _lower_uuid(value: str) -> str | None:
     return str(uuid.UUID(value)) if is_uuid(value) else None
 
 
-def twilio_sid(raw: str) -> str:
+def twilio_sid(raw: str, phone: str | None = None) -> str:
     """``SM``/``MM`` + 32 hex digits: prefix upper case, digits lower case, as Twilio writes
     them (twilio-oai: pattern ``^(SM|MM)[0-9a-fA-F]{32}$``); other ids are kept as given."""
     value = raw.strip()
@@ -40,7 +45,7 @@ def twilio_sid(raw: str) -> str:
     return value
 
 
-def vonage_id(raw: str) -> str:
+def vonage_id(raw: str, phone: str | None = None) -> str:
     """Vonage SMS ``messageId`` (hex, written upper case: ``0A0000001234567B``) upper case;
     a UUID (Messages ``message_uuid``, newer SMS ids) lower case; others as given."""
     value = raw.strip()
@@ -50,7 +55,7 @@ def vonage_id(raw: str) -> str:
     return value.upper() if _HEX.fullmatch(value) else value
 
 
-def infobip_id(raw: str) -> str:
+def infobip_id(raw: str, phone: str | None = None) -> str:
     """Infobip ``messageId``: a UUID lower case; any other id as given (senders may choose
     their own ``messageId``, so its case is significant)."""
     value = raw.strip()
@@ -102,6 +107,10 @@ class SmppIds:
     def submit(self, raw: str) -> str:
         """An acceptance's id in normal form; ``ValueError`` when not in ``submit_base``."""
         return self._normal(raw, self.submit_base)
+
+    def acceptance(self, raw: str, phone: str | None) -> str:
+        """:meth:`submit` as an id rule (:data:`IdRule`), for the canonical endpoint."""
+        return self.submit(raw)
 
     def _normal(self, raw: str, base: IdBase) -> str:
         value = raw.strip()

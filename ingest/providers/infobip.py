@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.errors import InvalidBody
 from ingest.providers import ids
-from ingest.providers.auth import check_basic
+from ingest.providers.auth import BasicAuthAdapter
 from ingest.providers.common import (
     NO_EVENT,
     UNKNOWN,
@@ -24,14 +24,16 @@ from ingest.providers.common import (
     Receipt,
     Skip,
     collect,
-    invalid,
     invalid_entry,
-    json_object,
     lookup,
-    phone_field,
-    require_id,
     secret_of,
     stamped,
+)
+from ingest.providers.fields import (
+    invalid,
+    json_object,
+    phone_field,
+    require_id,
     text_field,
     uuid_or_none,
 )
@@ -152,27 +154,12 @@ def reports(data: dict[str, Any], received_ms: int, max_results: int) -> Mapped:
 
 
 @dataclass(frozen=True, slots=True)
-class InfobipAdapter:
+class InfobipAdapter(BasicAuthAdapter):
     """``POST /webhooks/infobip``: batched JSON reports behind HTTP Basic credentials."""
 
-    username: str | None
-    password: str | None
     max_results: int = 10_000
     name: str = NAME
-
-    @property
-    def configured(self) -> bool:
-        """True when ``MSGSTATUS_INFOBIP_WEBHOOK_USERNAME``/``_PASSWORD`` are set."""
-        return self.username is not None and self.password is not None
-
-    def normalize_id(self, raw: str, phone: str | None) -> str:
-        """A ``infobip`` id in normal form (:mod:`ingest.providers.ids`)."""
-        return ids.infobip_id(raw)
-
-    def precheck(self, cb: Callback) -> None:
-        """Check the Basic credentials (when configured): they are all in the headers."""
-        if self.username is not None and self.password is not None:
-            check_basic(cb.header("authorization"), self.username, self.password)
+    normalize_id = staticmethod(ids.infobip_id)
 
     def handle(self, cb: Callback) -> Mapped:
         """Check the credentials (when configured), then map."""

@@ -8,12 +8,13 @@ settings in :mod:`ingest.settings`). Nothing here imports aiohttp.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ingest.providers import infobip, sinch, smpp, twilio, vonage, vonage_messages
 from ingest.providers.common import Adapter, AdapterSpec
+from ingest.providers.ids import IdRule
 
 if TYPE_CHECKING:
     from ingest.settings import IngestSettings
@@ -39,10 +40,6 @@ Configured = tuple[AdapterSpec, Adapter]
 def build(settings: IngestSettings) -> list[Configured]:
     """Every adapter of :data:`ADAPTERS`, configured from ``settings``."""
     return [(spec, spec.from_settings(settings)) for spec in ADAPTERS]
-
-
-IdRule = Callable[[str, str | None], str]
-"""``(provider id as given, the event's E.164 phone or None) -> normal form``."""
 
 
 @dataclass(frozen=True, slots=True)

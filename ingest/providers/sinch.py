@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.errors import InvalidBody
 from ingest.providers import ids
-from ingest.providers.auth import check_basic
+from ingest.providers.auth import BasicAuthAdapter
 from ingest.providers.common import (
     NO_EVENT,
     UNKNOWN,
@@ -23,13 +23,15 @@ from ingest.providers.common import (
     Receipt,
     Skip,
     collect,
-    invalid,
     invalid_entry,
+    secret_of,
+    stamped,
+)
+from ingest.providers.fields import (
+    invalid,
     json_object,
     phone_field,
     require_id,
-    secret_of,
-    stamped,
     text_field,
     uuid_or_none,
 )
@@ -184,26 +186,11 @@ def _status_entry(
 
 
 @dataclass(frozen=True, slots=True)
-class SinchAdapter:
+class SinchAdapter(BasicAuthAdapter):
     """``POST /webhooks/sinch``: JSON delivery reports behind HTTP Basic credentials."""
 
-    username: str | None
-    password: str | None
     name: str = NAME
-
-    @property
-    def configured(self) -> bool:
-        """True when ``MSGSTATUS_SINCH_WEBHOOK_USERNAME``/``_PASSWORD`` are set."""
-        return self.username is not None and self.password is not None
-
-    def normalize_id(self, raw: str, phone: str | None) -> str:
-        """A ``sinch`` id in normal form (:mod:`ingest.providers.ids`)."""
-        return ids.sinch_acceptance_id(raw, phone)
-
-    def precheck(self, cb: Callback) -> None:
-        """Check the Basic credentials (when configured): they are all in the headers."""
-        if self.username is not None and self.password is not None:
-            check_basic(cb.header("authorization"), self.username, self.password)
+    normalize_id = staticmethod(ids.sinch_acceptance_id)
 
     def handle(self, cb: Callback) -> Mapped:
         """Check the credentials (when configured), then map."""

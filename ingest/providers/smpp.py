@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ingest.providers import ids
-from ingest.providers.auth import check_token
+from ingest.providers.auth import SecretAdapter, check_token
 from ingest.providers.common import (
     NO_EVENT,
     UNKNOWN,
@@ -35,13 +35,15 @@ from ingest.providers.common import (
     Receipt,
     Skip,
     collect,
-    form_pairs,
-    invalid,
     lookup,
-    phone_field,
-    require_id,
     secret_of,
     stamped,
+)
+from ingest.providers.fields import (
+    form_pairs,
+    invalid,
+    phone_field,
+    require_id,
     strip_bom,
     uuid_or_none,
 )
@@ -190,10 +192,10 @@ def fields_of(params: Mapping[str, str], body_text: str | None) -> _Fields:
 
 
 @dataclass(frozen=True, slots=True)
-class SmppAdapter:
-    """``GET|POST /webhooks/smpp``: DLRs from an SMPP gateway, behind ``token`` when set."""
+class SmppAdapter(SecretAdapter):
+    """``GET|POST /webhooks/smpp``: DLRs from an SMPP gateway, behind the ``token`` query
+    parameter when ``secret`` is set."""
 
-    token: str | None
     smpp_ids: ids.SmppIds = field(default_factory=ids.SmppIds)
     zone: tzinfo = UTC
     name: str = NAME
@@ -204,19 +206,14 @@ class SmppAdapter:
         zone: tzinfo = UTC if zone_name == "UTC" else ZoneInfo(zone_name)
         return cls(token, smpp_ids, zone)
 
-    @property
-    def configured(self) -> bool:
-        """True when ``MSGSTATUS_SMPP_WEBHOOK_TOKEN`` is set."""
-        return self.token is not None
-
-    def normalize_id(self, raw: str, phone: str | None) -> str:
-        """A ``smpp`` id in normal form (:mod:`ingest.providers.ids`)."""
-        return self.smpp_ids.submit(raw)
-
     def precheck(self, cb: Callback) -> None:
         """Check ``token`` (when configured): it is in the query string."""
-        if self.token is not None:
-            check_token(dict(reversed(cb.query)).get("token"), self.token)
+        if self.secret is not None:
+            check_token(dict(reversed(cb.query)).get("token"), self.secret)
+
+    def normalize_id(self, raw: str, phone: str | None) -> str:
+        """An acceptance's SMPP id in normal form (:meth:`ids.SmppIds.acceptance`)."""
+        return self.smpp_ids.acceptance(raw, phone)
 
     def handle(self, cb: Callback) -> Mapped:
         """Check ``token`` (when configured), then map one DLR."""

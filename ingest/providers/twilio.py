@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ingest.errors import Unauthenticated
 from ingest.providers import ids
-from ingest.providers.auth import same
+from ingest.providers.auth import SecretAdapter, same
 from ingest.providers.common import (
     NO_EVENT,
     AdapterSpec,
@@ -27,14 +27,10 @@ from ingest.providers.common import (
     Receipt,
     Skip,
     collect,
-    form_pairs,
-    invalid,
-    json_object,
     lookup,
-    phone_field,
-    require_id,
     secret_of,
 )
+from ingest.providers.fields import form_pairs, invalid, json_object, phone_field, require_id
 from schemas.status import Status
 
 if TYPE_CHECKING:
@@ -156,26 +152,17 @@ def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
 
 
 @dataclass(frozen=True, slots=True)
-class TwilioAdapter:
+class TwilioAdapter(SecretAdapter):
     """``POST /webhooks/twilio``: form-encoded (or JSON with ``bodySHA256``) status callbacks,
-    checked with the account auth token when ``token`` is set."""
+    checked with the account auth token when ``secret`` is set."""
 
-    token: str | None
     name: str = NAME
-
-    @property
-    def configured(self) -> bool:
-        """True when the auth token (``MSGSTATUS_TWILIO_AUTH_TOKEN``) is set."""
-        return self.token is not None
-
-    def normalize_id(self, raw: str, phone: str | None) -> str:
-        """A ``twilio`` id in normal form (:mod:`ingest.providers.ids`)."""
-        return ids.twilio_sid(raw)
+    normalize_id = staticmethod(ids.twilio_sid)
 
     def precheck(self, cb: Callback) -> None:
         """Before the body: ``X-Twilio-Signature`` present and a base64 SHA-1 digest, and a
         JSON callback's URL carrying ``bodySHA256`` (when configured)."""
-        if self.token is None:
+        if self.secret is None:
             return
         given = cb.header("x-twilio-signature")
         if not given:
@@ -198,8 +185,8 @@ class TwilioAdapter:
         else:
             form = form_pairs(cb.body)
             params = _first(form)
-        if self.token is not None:
-            verify(cb, self.token, form)
+        if self.secret is not None:
+            verify(cb, self.secret, form)
         return collect([receipt(params, cb.received_ms)], NAME, FAMILY, cb.received_ms)
 
 

@@ -17,7 +17,7 @@ import orjson
 
 from ingest.errors import Unauthenticated
 from ingest.providers import ids
-from ingest.providers.auth import same
+from ingest.providers.auth import SecretAdapter, same
 from ingest.providers.common import (
     AdapterSpec,
     Callback,
@@ -25,13 +25,15 @@ from ingest.providers.common import (
     Receipt,
     Skip,
     collect,
+    lookup,
+    secret_of,
+)
+from ingest.providers.fields import (
     form_pairs,
     invalid,
     json_object,
-    lookup,
     phone_field,
     require_id,
-    secret_of,
     uuid_or_none,
 )
 from ingest.providers.times import read_time
@@ -179,22 +181,13 @@ def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
 
 
 @dataclass(frozen=True, slots=True)
-class VonageAdapter:
+class VonageAdapter(SecretAdapter):
     """``GET|POST /webhooks/vonage``: SMS API DLRs, ``sig``-checked when ``secret`` is set."""
 
-    secret: str | None
     method: VonageMethod = "md5hash"
     max_age_s: int = 25 * 3600
     name: str = NAME
-
-    @property
-    def configured(self) -> bool:
-        """True when ``MSGSTATUS_VONAGE_SIGNATURE_SECRET`` is set."""
-        return self.secret is not None
-
-    def normalize_id(self, raw: str, phone: str | None) -> str:
-        """A ``vonage`` id in normal form (:mod:`ingest.providers.ids`)."""
-        return ids.vonage_id(raw)
+    normalize_id = staticmethod(ids.vonage_id)
 
     def precheck(self, cb: Callback) -> None:
         """A GET DLR's parameters are all in the query: verify them whole (when configured).

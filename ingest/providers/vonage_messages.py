@@ -15,7 +15,7 @@ import jwt
 
 from ingest.errors import InvalidBody, Unauthenticated, UnsignedRetry
 from ingest.providers import ids, vonage
-from ingest.providers.auth import same
+from ingest.providers.auth import SecretAdapter, same
 from ingest.providers.common import (
     AdapterSpec,
     Callback,
@@ -23,13 +23,15 @@ from ingest.providers.common import (
     Receipt,
     Skip,
     collect,
-    invalid,
     invalid_entry,
-    json_value,
     lookup,
+    secret_of,
+)
+from ingest.providers.fields import (
+    invalid,
+    json_value,
     phone_field,
     require_id,
-    secret_of,
     text_field,
     uuid_or_none,
 )
@@ -143,22 +145,13 @@ def receipt(data: dict[str, Any], received_ms: int, where: str = "") -> Receipt 
 
 
 @dataclass(frozen=True, slots=True)
-class VonageMessagesAdapter:
+class VonageMessagesAdapter(SecretAdapter):
     """``POST /webhooks/vonage-messages``: JSON status callbacks, JWT-checked when ``secret``
     (``MSGSTATUS_VONAGE_SIGNATURE_SECRET``) is set."""
 
-    secret: str | None
     max_age_s: int = 25 * 3600
     name: str = NAME
-
-    @property
-    def configured(self) -> bool:
-        """True when the Vonage signature secret is set."""
-        return self.secret is not None
-
-    def normalize_id(self, raw: str, phone: str | None) -> str:
-        """A ``vonage`` id in normal form (:mod:`ingest.providers.ids`)."""
-        return ids.vonage_id(raw)
+    normalize_id = staticmethod(ids.vonage_id)
 
     def precheck(self, cb: Callback) -> None:
         """The JWT (when configured) verifies but for its body hash: it is in the headers."""
