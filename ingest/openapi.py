@@ -13,6 +13,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from schemas.problems import PROBLEM_SCHEMA
+from schemas.status import Channel, Status
+
 _NO_CONTROL = "^[^\\u0000-\\u001f\\u007f]*$"
 _ISO = (
     "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?"
@@ -70,23 +73,13 @@ def _event_schema() -> dict[str, Any]:
         "properties": {
             "eventId": {"type": "string", "format": "uuid"},
             "messageId": {"type": "string", "format": "uuid"},
-            "status": {
-                "type": "string",
-                "enum": [
-                    "PROVIDER_ACCEPTANCE",
-                    "SENT",
-                    "DELIVERED",
-                    "REJECTED",
-                    "UNDELIVERED",
-                    "READ",
-                ],
-            },
+            "status": {"type": "string", "enum": [s.value for s in Status]},
             "occurredAt": {
                 "type": "string",
                 "pattern": _ISO,
                 "description": "ISO 8601; no offset means UTC.",
             },
-            "channel": {"type": "string", "enum": ["SMS", "RCS"]},
+            "channel": {"type": "string", "enum": [c.value for c in Channel]},
             "phoneNumber": {
                 "type": "string",
                 "minLength": 1,
@@ -204,18 +197,7 @@ def openapi_document() -> dict[str, Any]:
                         "eventIds": {"type": "array", "items": {"type": "string"}},
                     },
                 },
-                "Problem": {
-                    "type": "object",
-                    "description": "RFC 9457 problem document.",
-                    "properties": {
-                        "type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "detail": {"type": "string"},
-                        "instance": {"type": "string"},
-                        "errors": {"type": "array", "items": {"type": "object"}},
-                    },
-                },
+                "Problem": PROBLEM_SCHEMA,
             },
         },
         "paths": {
