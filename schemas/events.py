@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -194,22 +195,20 @@ def new_record(
     path). Otherwise the record is validated and
     ``pydantic.ValidationError`` raised when a rule fails.
     """
-    fields: dict[str, Any] = {
-        "event_id": event_id,
-        "message_id": message_id,
-        "status": status,
-        "occurred_ms": occurred_ms,
-        "received_ms": received_ms,
-        "channel": channel,
-        "phone_number": phone_number,
-        "reference": reference,
-        "sms": sms,
-        "provider": provider,
-        "source": source,
-    }
-    if checked:
-        return EventRecord.model_construct(**fields)
-    return EventRecord.model_validate(fields)
+    build: Callable[..., EventRecord] = EventRecord.model_construct if checked else EventRecord
+    return build(
+        event_id=event_id,
+        message_id=message_id,
+        status=status,
+        occurred_ms=occurred_ms,
+        received_ms=received_ms,
+        channel=channel,
+        phone_number=phone_number,
+        reference=reference,
+        sms=sms,
+        provider=provider,
+        source=source,
+    )
 
 
 def record_key(event: EventRecord) -> bytes:
