@@ -131,23 +131,48 @@ class Adapter(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Credential:
+    """How a provider proves itself, as an OpenAPI security scheme: ``name`` (the scheme's
+    key) and ``scheme`` (its object, e.g. ``{"type": "http", "scheme": "basic"}``).
+    ``optional``: a callback without it is answered 503 for a signed retry, not 401."""
+
+    name: str
+    scheme: Mapping[str, str]
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class AdapterSpec:
     """What one adapter module declares (its ``SPEC``) for the registry
-    (``ingest.providers.registry``), which drives the routes and the id normal forms.
+    (``ingest.providers.registry``), which drives the routes, the id normal forms, the
+    allowed names and the OpenAPI document.
 
     ``name``: the path ``/webhooks/<name>``, the events' ``source`` and the name
     ``allow_unsigned_providers`` takes; ``methods``: the HTTP methods the provider calls
     with; ``family``: the events' ``provider.name`` (ids of that name, also on the canonical
     endpoint, go through the adapter's :meth:`Adapter.normalize_id`); ``from_settings``: the
-    adapter configured from the ingest settings; ``answer``: the exact ``text/plain`` body a
-    success answer must be (Jasmin resends otherwise), or None for the JSON summary.
+    adapter configured from the ingest settings; ``summary``, ``media_types`` (of a POST
+    body) and ``credential``: the route as the OpenAPI document describes it; ``answer``: the
+    exact ``text/plain`` body a success answer must be (Jasmin resends otherwise), or None
+    for the JSON summary.
     """
 
     name: str
     methods: tuple[str, ...]
     family: str
     from_settings: Callable[[IngestSettings], Adapter]
+    summary: str
+    media_types: tuple[str, ...]
+    credential: Credential
     answer: bytes | None = None
+
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+"""Media types of callback bodies (``AdapterSpec.media_types``)."""
+
+BASIC = Credential("Basic", {"type": "http", "scheme": "basic"})
+"""HTTP Basic credentials (RFC 7617), as Infobip and Sinch send them."""
 
 
 def secret_of(value: SecretStr | None) -> str | None:

@@ -16,6 +16,8 @@ from ingest.errors import InvalidBody
 from ingest.providers import ids
 from ingest.providers.auth import BasicAuthAdapter
 from ingest.providers.common import (
+    BASIC,
+    JSON,
     NO_EVENT,
     UNKNOWN,
     AdapterSpec,
@@ -176,5 +178,13 @@ def from_settings(settings: IngestSettings) -> InfobipAdapter:
     )
 
 
-SPEC = AdapterSpec(NAME, ("POST",), FAMILY, from_settings)
+SPEC = AdapterSpec(
+    NAME,
+    ("POST",),
+    FAMILY,
+    from_settings,
+    summary="Infobip reports",
+    media_types=(JSON,),
+    credential=BASIC,
+)
 """This adapter's registry entry (``ingest.providers.registry``)."""

@@ -15,6 +15,8 @@ from ingest.errors import InvalidBody
 from ingest.providers import ids
 from ingest.providers.auth import BasicAuthAdapter
 from ingest.providers.common import (
+    BASIC,
+    JSON,
     NO_EVENT,
     UNKNOWN,
     AdapterSpec,
@@ -211,5 +213,13 @@ def from_settings(settings: IngestSettings) -> SinchAdapter:
     return SinchAdapter(settings.sinch_webhook_username, secret_of(settings.sinch_webhook_password))
 
 
-SPEC = AdapterSpec(NAME, ("POST",), FAMILY, from_settings)
+SPEC = AdapterSpec(
+    NAME,
+    ("POST",),
+    FAMILY,
+    from_settings,
+    summary="Sinch delivery report",
+    media_types=(JSON,),
+    credential=BASIC,
+)
 """This adapter's registry entry (``ingest.providers.registry``)."""

@@ -27,10 +27,12 @@ from zoneinfo import ZoneInfo
 from ingest.providers import ids
 from ingest.providers.auth import SecretAdapter, check_token
 from ingest.providers.common import (
+    FORM,
     NO_EVENT,
     UNKNOWN,
     AdapterSpec,
     Callback,
+    Credential,
     Mapped,
     Receipt,
     Skip,
@@ -275,5 +277,14 @@ def from_settings(settings: IngestSettings) -> SmppAdapter:
     )
 
 
-SPEC = AdapterSpec(NAME, ("GET", "POST"), FAMILY, from_settings, answer=ACK)
+SPEC = AdapterSpec(
+    NAME,
+    ("GET", "POST"),
+    FAMILY,
+    from_settings,
+    summary="SMPP DLR (Jasmin, Kannel)",
+    media_types=(FORM, "text/plain"),
+    credential=Credential("SmppToken", {"type": "apiKey", "in": "query", "name": "token"}),
+    answer=ACK,
+)
 """This adapter's registry entry (``ingest.providers.registry``)."""

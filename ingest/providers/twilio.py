@@ -20,9 +20,12 @@ from ingest.errors import Unauthenticated
 from ingest.providers import ids
 from ingest.providers.auth import SecretAdapter, same
 from ingest.providers.common import (
+    FORM,
+    JSON,
     NO_EVENT,
     AdapterSpec,
     Callback,
+    Credential,
     Mapped,
     Receipt,
     Skip,
@@ -195,5 +198,15 @@ def from_settings(settings: IngestSettings) -> TwilioAdapter:
     return TwilioAdapter(secret_of(settings.twilio_auth_token))
 
 
-SPEC = AdapterSpec(NAME, ("POST",), FAMILY, from_settings)
+SPEC = AdapterSpec(
+    NAME,
+    ("POST",),
+    FAMILY,
+    from_settings,
+    summary="Twilio status callback",
+    media_types=(FORM, JSON),
+    credential=Credential(
+        "TwilioSignature", {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature"}
+    ),
+)
 """This adapter's registry entry (``ingest.providers.registry``)."""

@@ -19,8 +19,11 @@ from ingest.errors import Unauthenticated
 from ingest.providers import ids
 from ingest.providers.auth import SecretAdapter, same
 from ingest.providers.common import (
+    FORM,
+    JSON,
     AdapterSpec,
     Callback,
+    Credential,
     Mapped,
     Receipt,
     Skip,
@@ -212,5 +215,13 @@ def from_settings(settings: IngestSettings) -> VonageAdapter:
     )
 
 
-SPEC = AdapterSpec(NAME, ("GET", "POST"), FAMILY, from_settings)
+SPEC = AdapterSpec(
+    NAME,
+    ("GET", "POST"),
+    FAMILY,
+    from_settings,
+    summary="Vonage SMS delivery receipt",
+    media_types=(JSON, FORM),
+    credential=Credential("VonageSignature", {"type": "apiKey", "in": "query", "name": "sig"}),
+)
 """This adapter's registry entry (``ingest.providers.registry``)."""

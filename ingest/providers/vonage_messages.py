@@ -17,8 +17,10 @@ from ingest.errors import InvalidBody, Unauthenticated, UnsignedRetry
 from ingest.providers import ids, vonage
 from ingest.providers.auth import SecretAdapter, same
 from ingest.providers.common import (
+    JSON,
     AdapterSpec,
     Callback,
+    Credential,
     Mapped,
     Receipt,
     Skip,
@@ -185,5 +187,15 @@ def from_settings(settings: IngestSettings) -> VonageMessagesAdapter:
     )
 
 
-SPEC = AdapterSpec(NAME, ("POST",), FAMILY, from_settings)
+SPEC = AdapterSpec(
+    NAME,
+    ("POST",),
+    FAMILY,
+    from_settings,
+    summary="Vonage Messages status",
+    media_types=(JSON,),
+    credential=Credential(
+        "VonageJwt", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}, optional=True
+    ),
+)
 """This adapter's registry entry (``ingest.providers.registry``)."""
