@@ -43,7 +43,7 @@ SOURCE = "canonical"
 
 IdNormalizer = Callable[[str, str, str | None], str]
 """``(provider name, provider id, E.164 phone or None) -> normalised id``; ``ValueError`` when
-the id cannot be an id of that provider. See :class:`ingest.providers.ids.ProviderIds`."""
+the id cannot be an id of that provider. See :class:`ingest.providers.registry.ProviderIds`."""
 
 
 class CanonicalEvent(BaseModel):

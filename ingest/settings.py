@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from ingest.providers.ids import IdBase
-from ingest.providers.registry import NAMES as ADAPTERS
+from ingest.providers.registry import NAMES
 from ingest.providers.vonage import VonageMethod
 from schemas.settings import CommonSettings, CsvList, split_csv
 
@@ -89,7 +89,7 @@ class IngestSettings(CommonSettings):
     @classmethod
     def _known_adapters(cls, value: list[str]) -> list[str]:
         names = [v.strip().lower() for v in value]
-        unknown = sorted(set(names) - {"events", *ADAPTERS})
+        unknown = sorted(set(names) - {"events", *NAMES})
         if unknown:
             raise ValueError(f"MSGSTATUS_ALLOW_UNSIGNED_PROVIDERS: unknown adapters {unknown}")
         return names

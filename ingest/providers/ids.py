@@ -5,7 +5,9 @@ The projection matches a receipt to its message by ``provider.name`` + ``provide
 name an adapter's provider) write every id in the same form. Each rule changes only what
 the provider's own format says is the same id (case of hex digits and UUIDs, leading zeros
 of numeric SMPP ids, decimal vs hex SMPP ids per configuration): a different id never
-becomes equal. Rules and sources: docs/providers.md, "Provider ids".
+becomes equal. Rules and sources: docs/providers.md, "Provider ids". Each adapter's
+``normalize_id`` is its family's rule; ``registry.ProviderIds`` applies them on the canonical
+endpoint.
 """
 
 from __future__ import annotations
