@@ -96,20 +96,17 @@ def _field_errors(exc: ValidationError, prefix: str) -> list[FieldError]:
 def _problems(event: CanonicalEvent) -> list[tuple[str, str]]:
     """The addressing rules every record follows (:func:`schemas.events.addressing_problems`),
     then the rules of the wire format alone (docs/design.md §2 and §4)."""
-    problems = addressing_problems(
-        event.status, event.messageId, event.channel, event.phoneNumber, event.provider
-    )
-    acceptance = event.status is Status.PROVIDER_ACCEPTANCE
-    if acceptance and event.channel is Channel.SMS and event.sms is None and event.text is None:
-        problems.append(("sms.segments", "an SMS acceptance needs sms.segments or text"))
-    if event.status is Status.READ and event.channel is Channel.SMS:
-        problems.append(("status", "READ is for RCS messages only"))
-    for name, value in (
-        ("provider.status", event.provider.status),
-        ("provider.code", event.provider.code),
-    ):
-        if value is None:
-            problems.append((name, "required"))
+    status, channel, provider = event.status, event.channel, event.provider
+    problems = addressing_problems(status, event.messageId, channel, event.phoneNumber, provider)
+    if channel is Channel.SMS:
+        if status is Status.PROVIDER_ACCEPTANCE and event.sms is None and event.text is None:
+            problems.append(("sms.segments", "an SMS acceptance needs sms.segments or text"))
+        elif status is Status.READ:
+            problems.append(("status", "READ is for RCS messages only"))
+    if provider.status is None:
+        problems.append(("provider.status", "required"))
+    if provider.code is None:
+        problems.append(("provider.code", "required"))
     return problems
 
 
