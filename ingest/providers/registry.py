@@ -1,9 +1,11 @@
-"""The provider adapters, one line each: the registry that drives the routes and the id forms.
+"""The provider adapters, one line each: the registry that drives the routes, the id normal
+forms, the names ``allow_unsigned_providers`` accepts and the OpenAPI paths.
 
-Adding a provider is one module declaring a ``SPEC`` (:class:`~ingest.providers.common.AdapterSpec`:
-name, methods, family, ``from_settings``, success answer) and an adapter with ``precheck``,
-``handle`` and ``normalize_id``, plus its line in :data:`ADAPTERS` (and its credential
-settings in :mod:`ingest.settings`). Nothing here imports aiohttp.
+Adding a provider is one module declaring a ``SPEC``
+(:class:`~ingest.providers.common.AdapterSpec`: name, methods, family, ``from_settings``,
+OpenAPI summary, media types and credential, success answer) and an adapter with
+``configured``, ``precheck``, ``handle`` and ``normalize_id``, plus its line in
+:data:`ADAPTERS` (and its credential settings in :mod:`ingest.settings`). No aiohttp here.
 """
 
 from __future__ import annotations
