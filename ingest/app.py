@@ -23,8 +23,8 @@ from ingest.http import (
     unauthorized,
 )
 from ingest.openapi import openapi_document
-from ingest.providers.common import strip_bom
-from ingest.providers.ids import ProviderIds
+from ingest.providers.fields import strip_bom
+from ingest.providers.registry import ProviderIds, build
 from ingest.providers.routes import add_provider_routes
 from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
@@ -102,7 +102,8 @@ def create_app(settings: IngestSettings) -> web.Application:
     app[ADMISSION] = Admission(settings.max_events_in_flight, settings.produce_timeout_s / 4)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     app[VERIFIER] = StandardWebhookVerifier(secret) if secret else None
-    app[PROVIDER_IDS] = ProviderIds.from_settings(settings)
+    adapters = build(settings)
+    app[PROVIDER_IDS] = ProviderIds.of(adapters)
     app.cleanup_ctx.append(_publisher_ctx)
 
     async def readiness() -> dict[str, bool]:
@@ -113,5 +114,5 @@ def create_app(settings: IngestSettings) -> web.Application:
     app.middlewares.append(admit)
     app.router.add_post("/webhooks/events", canonical_webhook)
     app.router.add_get("/openapi.json", get_openapi)
-    add_provider_routes(app, settings)
+    add_provider_routes(app, settings, adapters)
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from pydantic import (
@@ -23,7 +23,15 @@ from pydantic import (
 
 from ingest.errors import InvalidBody
 from ingest.segments import segment_count
-from schemas.events import EventRecord, ProviderInfo, Reference, SmsInfo, derive_event_id
+from schemas.events import (
+    EventRecord,
+    ProviderInfo,
+    Reference,
+    SmsInfo,
+    addressing_problems,
+    derive_event_id,
+    new_record,
+)
 from schemas.phone import PhoneNumberError, normalize_e164
 from schemas.problems import FieldError
 from schemas.status import Channel, Status
@@ -31,10 +39,12 @@ from schemas.timefmt import TimestampError, parse_iso_ms
 from schemas.webhook_config import WebhookConfig
 
 MAX_TEXT = 10_000
+SOURCE = "canonical"
+"""The ``source`` of the endpoint's records."""
 
 IdNormalizer = Callable[[str, str, str | None], str]
 """``(provider name, provider id, E.164 phone or None) -> normalised id``; ``ValueError`` when
-the id cannot be an id of that provider. See :class:`ingest.providers.ids.ProviderIds`."""
+the id cannot be an id of that provider. See :class:`ingest.providers.registry.ProviderIds`."""
 
 
 class CanonicalEvent(BaseModel):
@@ -85,60 +95,52 @@ def _field_errors(exc: ValidationError, prefix: str) -> list[FieldError]:
     return out
 
 
-def _required(event: CanonicalEvent) -> list[tuple[str, str]]:
-    """Rules beyond the field types (docs/design.md §2 and §4)."""
-    missing: list[tuple[str, str]] = []
-    if event.status is Status.PROVIDER_ACCEPTANCE:
-        for name, value in (
-            ("messageId", event.messageId),
-            ("channel", event.channel),
-            ("phoneNumber", event.phoneNumber),
-            ("provider.name", event.provider.name),
-            ("provider.id", event.provider.id),
-        ):
-            if value is None:
-                missing.append((name, "required on a PROVIDER_ACCEPTANCE event"))
-        if event.channel is Channel.SMS and event.sms is None and event.text is None:
-            missing.append(("sms.segments", "an SMS acceptance needs sms.segments or text"))
-    elif event.messageId is None and (event.provider.name is None or event.provider.id is None):
-        missing.append(
-            ("messageId", "required unless provider.name and provider.id name the message")
-        )
-    if event.webhook is not None and event.status is not Status.PROVIDER_ACCEPTANCE:
-        missing.append(("webhook", "only a PROVIDER_ACCEPTANCE event names a webhook"))
-    if event.status is Status.READ and event.channel is Channel.SMS:
-        missing.append(("status", "READ is for RCS messages only"))
-    for name, value in (
-        ("provider.status", event.provider.status),
-        ("provider.code", event.provider.code),
-    ):
-        if value is None:
-            missing.append((name, "required"))
-    return missing
+def _problems(event: CanonicalEvent) -> list[tuple[str, str]]:
+    """The addressing rules every record follows (:func:`schemas.events.addressing_problems`),
+    then the rules of the wire format alone (docs/design.md §2 and §4)."""
+    status, channel, provider = event.status, event.channel, event.provider
+    problems = addressing_problems(status, event.messageId, channel, event.phoneNumber, provider)
+    if channel is Channel.SMS:
+        if status is Status.PROVIDER_ACCEPTANCE and event.sms is None and event.text is None:
+            problems.append(("sms.segments", "an SMS acceptance needs sms.segments or text"))
+        elif status is Status.READ:
+            problems.append(("status", "READ is for RCS messages only"))
+    if event.webhook is not None and status is not Status.PROVIDER_ACCEPTANCE:
+        problems.append(("webhook", "only a PROVIDER_ACCEPTANCE event names a webhook"))
+    if provider.status is None:
+        problems.append(("provider.status", "required"))
+    if provider.code is None:
+        problems.append(("provider.code", "required"))
+    return problems
 
 
-def to_record(event: CanonicalEvent, received_ms: int, source: str = "canonical") -> EventRecord:
-    """Map a validated canonical event to the log record; derive ``eventId`` when absent."""
+def _record(event: CanonicalEvent, received_ms: int) -> EventRecord:
+    """The log record of a checked canonical event; ``eventId`` derived from its content when
+    absent. Every part was validated by :class:`CanonicalEvent` with the log's own types and
+    :func:`_problems` found none, so the record is not validated again."""
     sms = event.sms
     if sms is None and event.channel is Channel.SMS and event.text is not None:
         sms = SmsInfo(segments=max(1, segment_count(event.text)))
-    content: dict[str, Any] = {
-        "messageId": str(event.messageId) if event.messageId else None,
-        "status": event.status.value,
-        "occurredAt": event.occurredAt,
-        "channel": event.channel.value if event.channel else None,
-        "phoneNumber": event.phoneNumber,
-        "reference": event.reference.model_dump(exclude_none=True) if event.reference else None,
-        "sms": sms.model_dump() if sms else None,
-        "provider": event.provider.model_dump(exclude_none=True),
-    }
-    event_id = str(event.eventId) if event.eventId else derive_event_id(content)
-    # Every part was validated by CanonicalEvent with the log's own types (Reference, SmsInfo,
-    # ProviderInfo, E.164, the time range) and _required checked the record's addressing
-    # rules, so the record is built without validating it a second time (ingest's hot path).
-    return EventRecord.model_construct(
+    message_id = str(event.messageId) if event.messageId else None
+    if event.eventId is not None:
+        event_id = str(event.eventId)
+    else:
+        reference = event.reference
+        event_id = derive_event_id(
+            {
+                "messageId": message_id,
+                "status": event.status.value,
+                "occurredAt": event.occurredAt,
+                "channel": event.channel.value if event.channel else None,
+                "phoneNumber": event.phoneNumber,
+                "reference": reference.model_dump(exclude_none=True) if reference else None,
+                "sms": sms.model_dump() if sms else None,
+                "provider": event.provider.model_dump(exclude_none=True),
+            }
+        )
+    return new_record(
         event_id=event_id,
-        message_id=content["messageId"],
+        message_id=message_id,
         status=event.status,
         occurred_ms=event.occurredAt,
         received_ms=received_ms,
@@ -147,8 +149,9 @@ def to_record(event: CanonicalEvent, received_ms: int, source: str = "canonical"
         reference=event.reference,
         sms=sms,
         provider=event.provider,
-        source=source,
+        source=SOURCE,
         webhook=event.webhook,
+        checked=True,
     )
 
 
@@ -177,7 +180,7 @@ def _parse_item(
         event = CanonicalEvent.model_validate(item)
     except ValidationError as exc:
         return _field_errors(exc, prefix)
-    problems = _required(event)
+    problems = _problems(event)
     if max_skew_s is not None and event.occurredAt > received_ms + max_skew_s * 1000:
         problems.append(
             ("occurredAt", f"more than {max_skew_s} s ahead of the server's clock (UTC)")
@@ -189,7 +192,7 @@ def _parse_item(
             problems.append(("provider.id", str(exc)))
     if problems:
         return [FieldError(f"{prefix}.{n}" if prefix else n, m) for n, m in problems]
-    return to_record(event, received_ms)
+    return _record(event, received_ms)
 
 
 def parse_body(

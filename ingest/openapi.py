@@ -13,6 +13,11 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from ingest.providers.common import AdapterSpec
+from ingest.providers.registry import ADAPTERS
+from schemas.problems import PROBLEM_SCHEMA
+from schemas.status import Channel, Status
+
 _NO_CONTROL = "^[^\\u0000-\\u001f\\u007f]*$"
 _ISO = (
     "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?"
@@ -70,23 +75,13 @@ def _event_schema() -> dict[str, Any]:
         "properties": {
             "eventId": {"type": "string", "format": "uuid"},
             "messageId": {"type": "string", "format": "uuid"},
-            "status": {
-                "type": "string",
-                "enum": [
-                    "PROVIDER_ACCEPTANCE",
-                    "SENT",
-                    "DELIVERED",
-                    "REJECTED",
-                    "UNDELIVERED",
-                    "READ",
-                ],
-            },
+            "status": {"type": "string", "enum": [s.value for s in Status]},
             "occurredAt": {
                 "type": "string",
                 "pattern": _ISO,
                 "description": "ISO 8601; no offset means UTC.",
             },
-            "channel": {"type": "string", "enum": ["SMS", "RCS"]},
+            "channel": {"type": "string", "enum": [c.value for c in Channel]},
             "phoneNumber": {
                 "type": "string",
                 "minLength": 1,
@@ -129,31 +124,40 @@ def _event_schema() -> dict[str, Any]:
     }
 
 
-def _provider_route(summary: str, content_types: list[str], security: str) -> dict[str, Any]:
-    route: dict[str, Any] = {"summary": summary, "security": [{security: []}]}
-    if content_types:
-        route["requestBody"] = {
-            "required": False,
-            "content": {
-                ct: {"schema": {"type": "object" if "json" in ct else "string"}}
-                for ct in content_types
-            },
-        }
-    return route | {
-        "responses": {
-            "200": {
-                "description": "Acknowledged (entries that map to no event, or cannot be "
-                "used, are counted in msgstatus_provider_entries_skipped_total).",
-            },
-            **_ERRORS,
+def _provider_routes(spec: AdapterSpec) -> dict[str, Any]:
+    """The operations of one adapter's path, from its registry entry: a GET carries no body,
+    a POST one of ``spec.media_types``; an optional credential adds the empty alternative
+    (answered 503 for a signed retry, not 401)."""
+    credential = spec.credential
+    security: list[dict[str, list[str]]] = [{credential.name: []}]
+    if credential.optional:
+        security.append({})
+    responses = {
+        "200": {
+            "description": "Acknowledged (entries that map to no event, or cannot be "
+            "used, are counted in msgstatus_provider_entries_skipped_total).",
         },
+        **_ERRORS,
     }
+    operations: dict[str, Any] = {}
+    for method in spec.methods:
+        route: dict[str, Any] = {"summary": spec.summary, "security": security}
+        if method == "POST":
+            route["requestBody"] = {
+                "required": False,
+                "content": {
+                    ct: {"schema": {"type": "object" if "json" in ct else "string"}}
+                    for ct in spec.media_types
+                },
+            }
+        operations[method.lower()] = route | {"responses": responses}
+    return operations
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
     """The document as a dict (built once)."""
-    form, json_ = "application/x-www-form-urlencoded", "application/json"
+    json_ = "application/json"
     events_body = {
         "required": True,
         "content": {
@@ -188,11 +192,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "Standard Webhooks: webhook-id, webhook-timestamp and "
                     "webhook-signature (v1, HMAC-SHA256 of id.timestamp.body).",
                 },
-                "TwilioSignature": {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature"},
-                "VonageSignature": {"type": "apiKey", "in": "query", "name": "sig"},
-                "VonageJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "Basic": {"type": "http", "scheme": "basic"},
-                "SmppToken": {"type": "apiKey", "in": "query", "name": "token"},
+                **{spec.credential.name: dict(spec.credential.scheme) for spec in ADAPTERS},
             },
             "schemas": {
                 "Event": _event_schema(),
@@ -204,18 +204,7 @@ def openapi_document() -> dict[str, Any]:
                         "eventIds": {"type": "array", "items": {"type": "string"}},
                     },
                 },
-                "Problem": {
-                    "type": "object",
-                    "description": "RFC 9457 problem document.",
-                    "properties": {
-                        "type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "detail": {"type": "string"},
-                        "instance": {"type": "string"},
-                        "errors": {"type": "array", "items": {"type": "object"}},
-                    },
-                },
+                "Problem": PROBLEM_SCHEMA,
             },
         },
         "paths": {
@@ -227,27 +216,6 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"202": _ACCEPTED, **_ERRORS},
                 }
             },
-            "/webhooks/twilio": {
-                "post": _provider_route("Twilio status callback", [form, json_], "TwilioSignature")
-            },
-            "/webhooks/vonage": {
-                "get": _provider_route("Vonage SMS delivery receipt", [], "VonageSignature"),
-                "post": _provider_route(
-                    "Vonage SMS delivery receipt", [json_, form], "VonageSignature"
-                ),
-            },
-            "/webhooks/vonage-messages": {
-                # Without a JWT: 503 (Vonage retries signed), not 401: the "{}" alternative.
-                "post": _provider_route("Vonage Messages status", [json_], "VonageJwt")
-                | {"security": [{"VonageJwt": []}, {}]}
-            },
-            "/webhooks/infobip": {"post": _provider_route("Infobip reports", [json_], "Basic")},
-            "/webhooks/sinch": {"post": _provider_route("Sinch delivery report", [json_], "Basic")},
-            "/webhooks/smpp": {
-                "get": _provider_route("SMPP DLR (Jasmin, Kannel)", [], "SmppToken"),
-                "post": _provider_route(
-                    "SMPP DLR (Jasmin, Kannel)", [form, "text/plain"], "SmppToken"
-                ),
-            },
+            **{f"/webhooks/{spec.name}": _provider_routes(spec) for spec in ADAPTERS},
         },
     }

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
+from ingest.providers.ids import IdBase
+from ingest.providers.registry import NAMES
+from ingest.providers.vonage import VonageMethod
 from schemas.settings import CommonSettings, CsvList, split_csv
-
-ADAPTERS = ("twilio", "vonage", "vonage-messages", "infobip", "sinch", "smpp")
-"""Names of the provider adapters: their paths (``/webhooks/<name>``), their ``source`` and
-the names ``allow_unsigned_providers`` accepts, besides ``events`` (the canonical endpoint)."""
-
-IdBase = Literal["text", "dec", "hex"]
-VonageMethod = Literal["md5hash", "md5", "sha1", "sha256", "sha512"]
 
 
 class IngestSettings(CommonSettings):
@@ -93,7 +89,7 @@ class IngestSettings(CommonSettings):
     @classmethod
     def _known_adapters(cls, value: list[str]) -> list[str]:
         names = [v.strip().lower() for v in value]
-        unknown = sorted(set(names) - {"events", *ADAPTERS})
+        unknown = sorted(set(names) - {"events", *NAMES})
         if unknown:
             raise ValueError(f"MSGSTATUS_ALLOW_UNSIGNED_PROVIDERS: unknown adapters {unknown}")
         return names

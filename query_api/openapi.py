@@ -11,6 +11,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from schemas.problems import PROBLEM_SCHEMA
+from schemas.status import Channel, Status
+
 _ISO = "ISO 8601 date-time in UTC, whole seconds (YYYY-MM-DDTHH:MM:SSZ)"
 
 
@@ -139,18 +142,8 @@ def openapi_document() -> dict[str, Any]:
                                 "key": {"type": "string"},
                             },
                         },
-                        "channel": {"type": "string", "enum": ["SMS", "RCS"]},
-                        "status": {
-                            "type": "string",
-                            "enum": [
-                                "PROVIDER_ACCEPTANCE",
-                                "SENT",
-                                "DELIVERED",
-                                "REJECTED",
-                                "UNDELIVERED",
-                                "READ",
-                            ],
-                        },
+                        "channel": {"type": "string", "enum": [c.value for c in Channel]},
+                        "status": {"type": "string", "enum": [s.value for s in Status]},
                         "provider": {
                             "type": "object",
                             "required": ["name", "id", "status", "code"],
@@ -204,31 +197,7 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                 },
-                "Problem": {
-                    "type": "object",
-                    "description": "RFC 9457 problem document.",
-                    "properties": {
-                        "type": {
-                            "type": "string",
-                            "description": "/problems/<name>, a page on this server that "
-                            "explains the problem; about:blank for a plain HTTP refusal.",
-                        },
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "detail": {"type": "string"},
-                        "instance": {"type": "string"},
-                        "errors": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "field": {"type": "string"},
-                                    "message": {"type": "string"},
-                                },
-                            },
-                        },
-                    },
-                },
+                "Problem": PROBLEM_SCHEMA,
             },
         },
         "paths": {

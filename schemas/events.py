@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -119,21 +120,11 @@ class EventRecord(_Model):
 
     @model_validator(mode="after")
     def _addressable(self) -> EventRecord:
-        if self.status is Status.PROVIDER_ACCEPTANCE:
-            missing = [
-                name
-                for name, value in (
-                    ("messageId", self.message_id),
-                    ("channel", self.channel),
-                    ("phoneNumber", self.phone_number),
-                    ("provider.name", self.provider.name),
-                )
-                if value is None
-            ]
-            if missing:
-                raise ValueError(f"a PROVIDER_ACCEPTANCE event needs {', '.join(missing)}")
-        elif self.message_id is None and (self.provider.name is None or self.provider.id is None):
-            raise ValueError("an event needs messageId, or provider.name and provider.id")
+        problems = addressing_problems(
+            self.status, self.message_id, self.channel, self.phone_number, self.provider
+        )
+        if problems:
+            raise ValueError("; ".join(f"{name}: {message}" for name, message in problems))
         return self
 
     @property
@@ -151,6 +142,79 @@ class EventRecord(_Model):
     def from_json(cls, raw: bytes) -> EventRecord:
         """Parse a record value. Raises ``pydantic.ValidationError`` when it is not valid."""
         return cls.model_validate_json(raw)
+
+
+def addressing_problems(
+    status: Status,
+    message_id: object,
+    channel: Channel | None,
+    phone_number: str | None,
+    provider: ProviderInfo,
+) -> list[tuple[str, str]]:
+    """The addressing rules of docs/design.md §4, as ``(field, problem)`` pairs (empty: none).
+
+    An acceptance carries the message's identity: ``messageId``, ``channel``, ``phoneNumber``,
+    ``provider.name`` and ``provider.id``. Any other event names its message by ``messageId``
+    or by ``provider.name`` + ``provider.id``. One home for both :class:`EventRecord` and the
+    canonical endpoint's field errors; ``message_id`` is the UUID or its text, or None.
+    """
+    if status is Status.PROVIDER_ACCEPTANCE:
+        identity = (
+            ("messageId", message_id),
+            ("channel", channel),
+            ("phoneNumber", phone_number),
+            ("provider.name", provider.name),
+            ("provider.id", provider.id),
+        )
+        return [
+            (name, "required on a PROVIDER_ACCEPTANCE event")
+            for name, value in identity
+            if value is None
+        ]
+    if message_id is None and (provider.name is None or provider.id is None):
+        return [("messageId", "required unless provider.name and provider.id name the message")]
+    return []
+
+
+def new_record(
+    *,
+    event_id: str,
+    status: Status,
+    occurred_ms: int,
+    received_ms: int,
+    provider: ProviderInfo,
+    source: str,
+    message_id: str | None = None,
+    channel: Channel | None = None,
+    phone_number: str | None = None,
+    reference: Reference | None = None,
+    sms: SmsInfo | None = None,
+    webhook: WebhookConfig | None = None,
+    checked: bool = False,
+) -> EventRecord:
+    """The one way ingest builds a log record (the canonical endpoint and every adapter).
+
+    ``checked=True`` says the caller validated every part with the log's own types (E.164
+    phone, lower-case UUID text, times in 0..MAX_MS) and :func:`addressing_problems` found
+    none: the record is then built without validating it again (the canonical endpoint's hot
+    path). Otherwise the record is validated and
+    ``pydantic.ValidationError`` raised when a rule fails.
+    """
+    build: Callable[..., EventRecord] = EventRecord.model_construct if checked else EventRecord
+    return build(
+        event_id=event_id,
+        message_id=message_id,
+        status=status,
+        occurred_ms=occurred_ms,
+        received_ms=received_ms,
+        channel=channel,
+        phone_number=phone_number,
+        reference=reference,
+        sms=sms,
+        provider=provider,
+        source=source,
+        webhook=webhook,
+    )
 
 
 def record_key(event: EventRecord) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
 
 import orjson
 
@@ -167,3 +168,28 @@ class Problem:
 def invalid(field_name: str, message: str) -> Problem:
     """A 400 problem naming one bad parameter."""
     return Problem.of(INVALID_FIELD, f"{field_name}: {message}", (FieldError(field_name, message),))
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem document.",
+    "properties": {
+        "type": {
+            "type": "string",
+            "description": "/problems/<name>, a page on this server that "
+            "explains the problem; about:blank for a plain HTTP refusal.",
+        },
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+"""JSON Schema of a problem document, as both services' OpenAPI documents give it."""

@@ -15,13 +15,16 @@ from ingest.canonical import parse_body
 from ingest.errors import InvalidBody, Unauthenticated
 from ingest.providers import ids
 from ingest.providers.auth import check_basic, check_token
-from ingest.providers.ids import ProviderIds, SmppIds
+from ingest.providers.ids import SmppIds
+from ingest.providers.registry import ProviderIds
 from ingest.providers.times import ProviderTimeError, parse_provider_time
 from ingest.settings import IngestSettings
 from tests.factories import acceptance
 from tests.support.providers import basic
 
-NORMALIZE = ProviderIds(SmppIds("dec", "hex")).normalize
+NORMALIZE = ProviderIds.from_settings(
+    IngestSettings(smpp_receipt_id_base="dec", smpp_submit_id_base="hex")
+).normalize
 
 
 @pytest.mark.parametrize(
@@ -80,7 +83,9 @@ def test_canonical_acceptance_ids_are_normalised_like_the_adapters() -> None:
 
 def test_canonical_event_with_an_impossible_provider_id_is_invalid() -> None:
     """A hex SMPP id where decimal-to-hex is configured is a 400 naming provider.id."""
-    strict = ProviderIds(SmppIds("dec", "dec")).normalize
+    strict = ProviderIds.from_settings(
+        IngestSettings(smpp_receipt_id_base="dec", smpp_submit_id_base="dec")
+    ).normalize
     body = orjson.dumps(acceptance(str(uuid.uuid4()), provider="smpp", provider_id="ABCDEF"))
     with pytest.raises(InvalidBody) as err:
         parse_body(body, 10, strict)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from dataclasses import dataclass
 
 from ingest.errors import Unauthenticated
+from ingest.providers.common import Callback
 
 
 def same(given: str, expected: str) -> bool:
@@ -48,3 +50,35 @@ def check_token(given: str | None, token: str) -> None:
         raise Unauthenticated("the token query parameter is required")
     if not same(given, token):
         raise Unauthenticated("wrong token")
+
+
+@dataclass(frozen=True, slots=True)
+class BasicAuthAdapter:
+    """The credential part of an adapter behind HTTP Basic (Infobip, Sinch): configured when
+    both ``username`` and ``password`` are set; all of it is in the headers."""
+
+    username: str | None
+    password: str | None
+
+    @property
+    def configured(self) -> bool:
+        """True when both the user name and the password are set."""
+        return self.username is not None and self.password is not None
+
+    def precheck(self, cb: Callback) -> None:
+        """Check the Basic credentials (when configured); raises :class:`Unauthenticated`."""
+        if self.username is not None and self.password is not None:
+            check_basic(cb.header("authorization"), self.username, self.password)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretAdapter:
+    """The credential part of an adapter checked with one secret (Twilio's auth token, the
+    Vonage signature secret, the SMPP gateway's token): configured when it is set."""
+
+    secret: str | None
+
+    @property
+    def configured(self) -> bool:
+        """True when the secret is set."""
+        return self.secret is not None

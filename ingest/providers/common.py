@@ -1,5 +1,6 @@
-"""What every provider adapter shares: the callback as received, the mapping result, and the
-helpers that read provider fields (ids, phone numbers, times) into canonical events.
+"""What every provider adapter shares: the callback as received, status tables, the mapping
+result and the record of a receipt, and the spec an adapter module declares for the registry.
+Field readers: :mod:`ingest.providers.fields`; times: :mod:`ingest.providers.times`.
 
 Nothing here imports aiohttp: adapters are pure functions of a :class:`Callback`, so they are
 unit-tested without a server. Field errors are collected as :class:`InvalidBody` (HTTP 400).
@@ -7,23 +8,19 @@ unit-tested without a server. Field errors are collected as :class:`InvalidBody`
 
 from __future__ import annotations
 
-import re
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-from urllib.parse import parse_qsl
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
-import orjson
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ingest.errors import InvalidBody
-from schemas.events import UUID_TEXT, EventRecord, ProviderInfo, derive_event_id
-from schemas.phone import PhoneNumberError, normalize_e164
-from schemas.problems import FieldError
+from ingest.providers.fields import invalid
+from schemas.events import EventRecord, ProviderInfo, derive_event_id, new_record
 from schemas.status import Status
 
-_CHANNEL_PREFIX = re.compile(r"^[a-z_]+:")
+if TYPE_CHECKING:
+    from ingest.settings import IngestSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +46,6 @@ class Callback:
         return self.headers.get(name)
 
 
-BOM = b"\xef\xbb\xbf"
-"""The UTF-8 byte-order mark some gateways put before a JSON or form body."""
-
-
 @dataclass(frozen=True, slots=True)
 class Skip:
     """A callback entry acknowledged without an event, and why (logged and counted).
@@ -66,6 +59,24 @@ class Skip:
     detail: str = ""
 
 
+NO_EVENT = Skip("no canonical event for this status", "")
+"""A status table's value for a provider status that is acknowledged without an event."""
+
+UNKNOWN = Skip("unknown", "")
+"""What :func:`lookup` gives a provider status its table does not list."""
+
+
+def stamped(outcome: Status | Skip, word: str) -> Status | Skip:
+    """A status table's value for the provider status ``word``: a :class:`Skip` names it."""
+    return replace(outcome, provider_status=word) if isinstance(outcome, Skip) else outcome
+
+
+def lookup(table: Mapping[str, Status | Skip], word: str) -> Status | Skip:
+    """``word``'s canonical status in a status table, else the table's :class:`Skip` or
+    :data:`UNKNOWN`, naming ``word`` (tables: docs/providers.md, "Mapping tables")."""
+    return stamped(table.get(word, UNKNOWN), word)
+
+
 INVALID_ENTRY = "invalid entry"
 """The :class:`Skip` reason of one unusable entry of a batched body (docs/providers.md)."""
 
@@ -74,12 +85,6 @@ def invalid_entry(exc: InvalidBody, word: str = "") -> Skip:
     """The :class:`Skip` of a batch entry that failed validation, naming its fields."""
     detail = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
     return Skip(INVALID_ENTRY, word, detail[:500])
-
-
-def strip_bom(body: bytes) -> bytes:
-    """``body`` without one leading UTF-8 byte-order mark. Call it after any signature or hash
-    check (they cover the bytes as sent) and before parsing."""
-    return body[3:] if body.startswith(BOM) else body
 
 
 @dataclass(slots=True)
@@ -118,6 +123,62 @@ class Adapter(Protocol):
         """Authenticate (when configured) and map the callback."""
         ...
 
+    def normalize_id(self, raw: str, phone: str | None) -> str:
+        """A ``provider.id`` of this adapter's family in the form its receipts carry (an
+        acceptance's ``phone``, E.164, completes ids that include the recipient); raises
+        ``ValueError`` when ``raw`` cannot be such an id (docs/providers.md, "Provider ids")."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """How a provider proves itself, as an OpenAPI security scheme: ``name`` (the scheme's
+    key) and ``scheme`` (its object, e.g. ``{"type": "http", "scheme": "basic"}``).
+    ``optional``: a callback without it is answered 503 for a signed retry, not 401."""
+
+    name: str
+    scheme: Mapping[str, str]
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSpec:
+    """What one adapter module declares (its ``SPEC``) for the registry
+    (``ingest.providers.registry``), which drives the routes, the id normal forms, the
+    allowed names and the OpenAPI document.
+
+    ``name``: the path ``/webhooks/<name>``, the events' ``source`` and the name
+    ``allow_unsigned_providers`` takes; ``methods``: the HTTP methods the provider calls
+    with; ``family``: the events' ``provider.name`` (ids of that name, also on the canonical
+    endpoint, go through the adapter's :meth:`Adapter.normalize_id`); ``from_settings``: the
+    adapter configured from the ingest settings; ``summary``, ``media_types`` (of a POST
+    body) and ``credential``: the route as the OpenAPI document describes it; ``answer``: the
+    exact ``text/plain`` body a success answer must be (Jasmin resends otherwise), or None
+    for the JSON summary.
+    """
+
+    name: str
+    methods: tuple[str, ...]
+    family: str
+    from_settings: Callable[[IngestSettings], Adapter]
+    summary: str
+    media_types: tuple[str, ...]
+    credential: Credential
+    answer: bytes | None = None
+
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+"""Media types of callback bodies (``AdapterSpec.media_types``)."""
+
+BASIC = Credential("Basic", {"type": "http", "scheme": "basic"})
+"""HTTP Basic credentials (RFC 7617), as Infobip and Sinch send them."""
+
+
+def secret_of(value: SecretStr | None) -> str | None:
+    """A credential setting's text, or None when it is not set."""
+    return value.get_secret_value() if value is not None else None
+
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
@@ -139,14 +200,30 @@ class Receipt:
     phone: str | None = None
 
 
-def to_record(receipt: Receipt, source: str, provider: str, received_ms: int) -> EventRecord:
-    """The canonical event of a receipt (``source`` = adapter name, ``provider`` = family).
+def receipt_record(receipt: Receipt, source: str, family: str, received_ms: int) -> EventRecord:
+    """The log record of a receipt (``source`` = adapter name, ``family`` = ``provider.name``),
+    validated (:func:`schemas.events.new_record`); its event id is derived from the adapter's
+    name and the receipt's fingerprint.
 
     Raises :class:`InvalidBody` if the event model refuses it (never a 500).
     """
-    event_id = derive_event_id({"source": source, **receipt.fingerprint})
     try:
-        return _record(receipt, event_id, source, provider, received_ms)
+        return new_record(
+            event_id=derive_event_id({"source": source, **receipt.fingerprint}),
+            message_id=receipt.message_id,
+            status=receipt.status,
+            occurred_ms=receipt.occurred_ms,
+            received_ms=received_ms,
+            phone_number=receipt.phone,
+            provider=ProviderInfo(
+                name=family,
+                id=receipt.provider_id,
+                status=receipt.provider_status[:255],
+                code=receipt.code[:255],
+                message=receipt.message[:1000] if receipt.message else None,
+            ),
+            source=source,
+        )
     except ValidationError as exc:
         # Adapters check every field they read; this is the net for anything they missed.
         raise invalid(
@@ -154,108 +231,28 @@ def to_record(receipt: Receipt, source: str, provider: str, received_ms: int) ->
         ) from None
 
 
-def _record(
-    receipt: Receipt, event_id: str, source: str, provider: str, received_ms: int
-) -> EventRecord:
-    return EventRecord(
-        eventId=event_id,
-        messageId=receipt.message_id,
-        status=receipt.status,
-        occurredAt=receipt.occurred_ms,
-        receivedAt=received_ms,
-        phoneNumber=receipt.phone,
-        provider=ProviderInfo(
-            name=provider,
-            id=receipt.provider_id,
-            status=receipt.provider_status[:255],
-            code=receipt.code[:255],
-            message=receipt.message[:1000] if receipt.message else None,
-        ),
-        source=source,
-    )
+def collect(
+    results: Iterable[Receipt | Skip],
+    source: str,
+    family: str,
+    received_ms: int,
+    *,
+    batch: bool = False,
+) -> Mapped:
+    """The records of the receipts (:func:`receipt_record`) and the skips, in order.
 
-
-def invalid(field_name: str, message: str) -> InvalidBody:
-    """An :class:`InvalidBody` naming one field."""
-    return InvalidBody([FieldError(field_name, message)])
-
-
-def is_uuid(value: str) -> bool:
-    """True for a UUID in its 36-character text form (any case)."""
-    return UUID_TEXT.fullmatch(value) is not None
-
-
-def uuid_or_none(value: object) -> str | None:
-    """The lower-case UUID when ``value`` is a UUID string (a client reference), else None."""
-    if isinstance(value, str) and is_uuid(value.strip()):
-        return str(uuid.UUID(value.strip()))
-    return None
-
-
-def text_field(data: Mapping[str, Any], name: str, where: str = "") -> str | None:
-    """A field as text: strings as given, integers as decimal; None when absent or empty.
-
-    Raises :class:`InvalidBody` for other JSON types (objects, lists, booleans).
+    A receipt the event model refuses raises :class:`InvalidBody` (400), or with ``batch``
+    becomes an ``invalid entry`` skip of its own (docs/providers.md, "Batches").
     """
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise invalid(f"{where}{name}", "must be a string")
-    return str(value)
-
-
-def require_id(value: str | None, name: str) -> str:
-    """A provider id: present, at most 255 characters, printable (docs/pitfalls.md: starlette#2563).
-
-    Raises :class:`InvalidBody` naming ``name`` otherwise.
-    """
-    text = (value or "").strip()
-    if not text:
-        raise invalid(name, "required")
-    if len(text) > 255 or not text.isprintable():
-        raise invalid(name, "not a provider message id (at most 255 printable characters)")
-    return text
-
-
-def phone_field(value: str | None, name: str) -> str | None:
-    """A recipient number in E.164 (``+`` added, ``whatsapp:``/``rcs:`` prefixes dropped).
-
-    None when absent; raises :class:`InvalidBody` naming ``name`` when it is not a number.
-    """
-    if value is None or value == "":
-        return None
-    try:
-        return normalize_e164(_CHANNEL_PREFIX.sub("", value.strip()))
-    except PhoneNumberError as exc:
-        raise invalid(name, str(exc)) from None
-
-
-def json_value(body: bytes) -> Any:
-    """The body (one leading BOM dropped) parsed as JSON; raises :class:`InvalidBody`."""
-    try:
-        return orjson.loads(strip_bom(body))
-    except orjson.JSONDecodeError as exc:
-        raise invalid("body", f"not valid JSON: {exc}") from None
-
-
-def json_object(body: bytes) -> dict[str, Any]:
-    """The body (one leading BOM dropped) as a JSON object; raises :class:`InvalidBody`
-    otherwise."""
-    data = json_value(body)
-    if not isinstance(data, dict):
-        raise invalid("body", "expected a JSON object")
-    return data
-
-
-def form_pairs(body: bytes) -> list[tuple[str, str]]:
-    """An ``application/x-www-form-urlencoded`` body as (name, value) pairs, blanks kept.
-
-    Blank values matter: Twilio signs ``ErrorCode=`` too (docs/providers.md section 1).
-    Raises :class:`InvalidBody` when the body is not UTF-8.
-    """
-    try:
-        text = strip_bom(body).decode("utf-8")
-    except UnicodeDecodeError:
-        raise invalid("body", "form data is not UTF-8") from None
-    return parse_qsl(text, keep_blank_values=True)
+    mapped = Mapped()
+    for result in results:
+        if isinstance(result, Skip):
+            mapped.skipped.append(result)
+            continue
+        try:
+            mapped.records.append(receipt_record(result, source, family, received_ms))
+        except InvalidBody as exc:
+            if not batch:
+                raise
+            mapped.skipped.append(invalid_entry(exc))
+    return mapped

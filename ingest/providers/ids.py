@@ -5,26 +5,28 @@ The projection matches a receipt to its message by ``provider.name`` + ``provide
 name an adapter's provider) write every id in the same form. Each rule changes only what
 the provider's own format says is the same id (case of hex digits and UUIDs, leading zeros
 of numeric SMPP ids, decimal vs hex SMPP ids per configuration): a different id never
-becomes equal. Rules and sources: docs/providers.md, "Provider ids".
+becomes equal. Rules and sources: docs/providers.md, "Provider ids". Each adapter's
+``normalize_id`` is its family's rule; ``registry.ProviderIds`` applies them on the canonical
+endpoint.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-from ingest.providers.common import is_uuid
-from ingest.settings import IdBase, IngestSettings
+from ingest.providers.fields import is_uuid
 from schemas.phone import PhoneNumberError, normalize_e164
 
-TWILIO = "twilio"
-VONAGE = "vonage"
-INFOBIP = "infobip"
-SINCH = "sinch"
-SMPP = "smpp"
-"""Provider names (``provider.name``): one per provider family; both Vonage adapters use
-``vonage`` (SMS API message ids and Messages API UUIDs never collide)."""
+IdRule = Callable[[str, str | None], str]
+"""An id rule: ``(provider id as given, the event's E.164 phone or None) -> normal form``;
+``ValueError`` when the id cannot be one of that provider's."""
+
+IdBase = Literal["text", "dec", "hex"]
+"""How an SMSC writes SMPP message ids (``MSGSTATUS_SMPP_*_ID_BASE``)."""
 
 _TWILIO_SID = re.compile(r"[A-Za-z]{2}[0-9a-fA-F]{32}")
 _HEX = re.compile(r"[0-9a-fA-F]+")
@@ -36,7 +38,7 @@ def _lower_uuid(value: str) -> str | None:
     return str(uuid.UUID(value)) if is_uuid(value) else None
 
 
-def twilio_sid(raw: str) -> str:
+def twilio_sid(raw: str, phone: str | None = None) -> str:
     """``SM``/``MM`` + 32 hex digits: prefix upper case, digits lower case, as Twilio writes
     them (twilio-oai: pattern ``^(SM|MM)[0-9a-fA-F]{32}$``); other ids are kept as given."""
     value = raw.strip()
@@ -45,7 +47,7 @@ def twilio_sid(raw: str) -> str:
     return value
 
 
-def vonage_id(raw: str) -> str:
+def vonage_id(raw: str, phone: str | None = None) -> str:
     """Vonage SMS ``messageId`` (hex, written upper case: ``0A0000001234567B``) upper case;
     a UUID (Messages ``message_uuid``, newer SMS ids) lower case; others as given."""
     value = raw.strip()
@@ -55,7 +57,7 @@ def vonage_id(raw: str) -> str:
     return value.upper() if _HEX.fullmatch(value) else value
 
 
-def infobip_id(raw: str) -> str:
+def infobip_id(raw: str, phone: str | None = None) -> str:
     """Infobip ``messageId``: a UUID lower case; any other id as given (senders may choose
     their own ``messageId``, so its case is significant)."""
     value = raw.strip()
@@ -75,6 +77,16 @@ def sinch_id(batch_id: str, recipient: str | None) -> str:
     if recipient is None:
         return batch
     return f"{batch}/{normalize_e164(recipient)}"
+
+
+def sinch_acceptance_id(raw: str, phone: str | None) -> str:
+    """A Sinch id as an acceptance gives it: ``<batch id>/<recipient>``, or the batch id alone
+    with the event's ``phone`` appended. Raises ``ValueError`` naming the form otherwise."""
+    batch, _, recipient = raw.partition("/")
+    try:
+        return sinch_id(batch, recipient or phone)
+    except PhoneNumberError as exc:
+        raise ValueError(f"a Sinch id is <batch id>/<recipient>: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +110,10 @@ class SmppIds:
         """An acceptance's id in normal form; ``ValueError`` when not in ``submit_base``."""
         return self._normal(raw, self.submit_base)
 
+    def acceptance(self, raw: str, phone: str | None) -> str:
+        """:meth:`submit` as an id rule (:data:`IdRule`), for the canonical endpoint."""
+        return self.submit(raw)
+
     def _normal(self, raw: str, base: IdBase) -> str:
         value = raw.strip()
         as_uuid = _lower_uuid(value)
@@ -108,38 +124,3 @@ class SmppIds:
             raise ValueError(f"an SMPP id in base {radix} was expected, got {value[:40]!r}")
         number = int(value, radix)
         return str(number) if self.submit_base == "dec" else format(number, "X")
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderIds:
-    """Normalises ``provider.id`` of canonical events that name an adapter's provider."""
-
-    smpp: SmppIds
-
-    @classmethod
-    def from_settings(cls, settings: IngestSettings) -> ProviderIds:
-        """Configured from ``smpp_receipt_id_base`` / ``smpp_submit_id_base``."""
-        return cls(SmppIds(settings.smpp_receipt_id_base, settings.smpp_submit_id_base))
-
-    def normalize(self, name: str, raw: str, phone: str | None) -> str:
-        """The id in the form the ``name`` adapter writes it; other providers' ids unchanged.
-
-        For ``sinch`` a batch id without ``/`` gets the event's phone number appended (the
-        acceptance's recipient). Raises ``ValueError`` when the id cannot be one of them.
-        """
-        family = name.strip().lower()
-        if family == TWILIO:
-            return twilio_sid(raw)
-        if family == VONAGE:
-            return vonage_id(raw)
-        if family == INFOBIP:
-            return infobip_id(raw)
-        if family == SMPP:
-            return self.smpp.submit(raw)
-        if family == SINCH:
-            batch, _, recipient = raw.partition("/")
-            try:
-                return sinch_id(batch, recipient or phone)
-            except PhoneNumberError as exc:
-                raise ValueError(f"a Sinch id is <batch id>/<recipient>: {exc}") from None
-        return raw

@@ -10,32 +10,47 @@ decisions are written out in the project's docs/providers.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.errors import InvalidBody
 from ingest.providers import ids
-from ingest.providers.auth import check_basic
+from ingest.providers.auth import BasicAuthAdapter
 from ingest.providers.common import (
+    BASIC,
+    JSON,
+    NO_EVENT,
+    UNKNOWN,
+    AdapterSpec,
     Callback,
     Mapped,
     Receipt,
     Skip,
-    invalid,
+    collect,
     invalid_entry,
+    lookup,
+    secret_of,
+    stamped,
+)
+from ingest.providers.fields import (
+    invalid,
     json_object,
     phone_field,
     require_id,
     text_field,
-    to_record,
     uuid_or_none,
 )
 from ingest.providers.times import read_time
 from schemas.status import Status
 
-NAME = "infobip"
+if TYPE_CHECKING:
+    from ingest.settings import IngestSettings
 
-BY_NAME: dict[str, Status | None] = {
-    "PENDING_ACCEPTED": None,
+NAME = "infobip"
+FAMILY = "infobip"
+"""The ``provider.name`` of this adapter's events."""
+
+BY_NAME: dict[str, Status | Skip] = {
+    "PENDING_ACCEPTED": NO_EVENT,
     "PENDING_ENROUTE": Status.SENT,
     "PENDING_WAITING_DELIVERY": Status.SENT,
     "DELIVERED_TO_OPERATOR": Status.SENT,
@@ -46,11 +61,11 @@ BY_NAME: dict[str, Status | None] = {
     "EXPIRED_EXPIRED": Status.UNDELIVERED,
     "EXPIRED_DLR_UNKNOWN": Status.SENT,
 }
-"""``status.name`` -> canonical status; None = acknowledged without an event. Names not
+"""``status.name`` -> canonical status; NO_EVENT = acknowledged without an event. Names not
 listed fall back to their group (:data:`BY_GROUP`). Decisions: docs/providers.md."""
 
-BY_GROUP: dict[str, Status | None] = {
-    "ACCEPTED": None,
+BY_GROUP: dict[str, Status | Skip] = {
+    "ACCEPTED": NO_EVENT,
     "PENDING": Status.SENT,
     "DELIVERED": Status.SENT,
     "UNDELIVERABLE": Status.UNDELIVERED,
@@ -61,16 +76,15 @@ BY_GROUP: dict[str, Status | None] = {
 group holds DELIVERED_TO_OPERATOR too, so an unknown name in it is only SENT."""
 
 
-def _status(status: dict[str, Any], where: str) -> tuple[str, Status | Skip | None]:
+def _status(status: dict[str, Any], where: str) -> tuple[str, Status | Skip]:
+    """(the provider status word, its canonical status or :class:`Skip`)."""
     name = (text_field(status, "name", where) or "").upper()
     group = (text_field(status, "groupName", where) or "").upper()
     if not name and not group:
         raise invalid(f"{where}name", "required")
     if name in BY_NAME:
-        return name, BY_NAME[name]
-    if group in BY_GROUP:
-        return name or group, BY_GROUP[group]
-    return name or group, Skip("unknown", name or group)
+        return name, lookup(BY_NAME, name)
+    return name or group, stamped(BY_GROUP.get(group, UNKNOWN), name or group)
 
 
 def _error(item: dict[str, Any], where: str) -> tuple[str, str | None]:
@@ -98,8 +112,6 @@ def receipt(item: object, where: str, received_ms: int) -> Receipt | Skip:
     if not isinstance(status_obj, dict):
         raise invalid(f"{where}status", "required (an object)")
     word, status = _status(status_obj, f"{where}status.")
-    if status is None:
-        return Skip("no canonical event for this status", word)
     if isinstance(status, Skip):
         return status
     code, message = _error(item, where)
@@ -134,39 +146,45 @@ def reports(data: dict[str, Any], received_ms: int, max_results: int) -> Mapped:
         raise invalid("results", "required (an array)")
     if len(results) > max_results:
         raise invalid("results", f"at most {max_results} reports per request")
-    mapped = Mapped()
+    entries: list[Receipt | Skip] = []
     for index, item in enumerate(results):
         try:
-            result = receipt(item, f"results[{index}].", received_ms)
-            if isinstance(result, Skip):
-                mapped.skipped.append(result)
-            else:
-                mapped.records.append(to_record(result, NAME, ids.INFOBIP, received_ms))
+            entries.append(receipt(item, f"results[{index}].", received_ms))
         except InvalidBody as exc:
-            mapped.skipped.append(invalid_entry(exc))
-    return mapped
+            entries.append(invalid_entry(exc))
+    return collect(entries, NAME, FAMILY, received_ms, batch=True)
 
 
 @dataclass(frozen=True, slots=True)
-class InfobipAdapter:
+class InfobipAdapter(BasicAuthAdapter):
     """``POST /webhooks/infobip``: batched JSON reports behind HTTP Basic credentials."""
 
-    username: str | None
-    password: str | None
     max_results: int = 10_000
     name: str = NAME
-
-    @property
-    def configured(self) -> bool:
-        """True when ``MSGSTATUS_INFOBIP_WEBHOOK_USERNAME``/``_PASSWORD`` are set."""
-        return self.username is not None and self.password is not None
-
-    def precheck(self, cb: Callback) -> None:
-        """Check the Basic credentials (when configured): they are all in the headers."""
-        if self.username is not None and self.password is not None:
-            check_basic(cb.header("authorization"), self.username, self.password)
+    normalize_id = staticmethod(ids.infobip_id)
 
     def handle(self, cb: Callback) -> Mapped:
         """Check the credentials (when configured), then map."""
         self.precheck(cb)
         return reports(json_object(cb.body), cb.received_ms, self.max_results)
+
+
+def from_settings(settings: IngestSettings) -> InfobipAdapter:
+    """The adapter configured with the Infobip Basic credentials and ``max_batch_events``."""
+    return InfobipAdapter(
+        settings.infobip_webhook_username,
+        secret_of(settings.infobip_webhook_password),
+        settings.max_batch_events,
+    )
+
+
+SPEC = AdapterSpec(
+    NAME,
+    ("POST",),
+    FAMILY,
+    from_settings,
+    summary="Infobip reports",
+    media_types=(JSON,),
+    credential=BASIC,
+)
+"""This adapter's registry entry (``ingest.providers.registry``)."""

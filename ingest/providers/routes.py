@@ -33,13 +33,7 @@ from ingest.http import (
     unauthorized,
 )
 from ingest.providers.common import Adapter, Callback, Mapped
-from ingest.providers.ids import SmppIds
-from ingest.providers.infobip import InfobipAdapter
-from ingest.providers.sinch import SinchAdapter
-from ingest.providers.smpp import ACK, SmppAdapter
-from ingest.providers.twilio import TwilioAdapter
-from ingest.providers.vonage import VonageAdapter
-from ingest.providers.vonage_messages import VonageMessagesAdapter
+from ingest.providers.registry import Configured
 from ingest.settings import IngestSettings
 from runtime.web import problem_response
 from schemas.events import EventRecord
@@ -62,33 +56,16 @@ def provider_response(records: Sequence[EventRecord]) -> web.Response:
     return accepted_response(records, status=200)
 
 
-def jasmin_ack(_records: Sequence[EventRecord]) -> web.Response:
-    """200 with exactly ``ACK/Jasmin``: anything else makes Jasmin resend the DLR."""
-    return web.Response(status=200, body=ACK, content_type="text/plain")
+def responder(answer: bytes | None) -> Responder:
+    """The success answer an adapter declares (``AdapterSpec.answer``): 200 with exactly
+    ``answer`` as ``text/plain`` (Jasmin resends a DLR otherwise), or :func:`provider_response`."""
+    if answer is None:
+        return provider_response
 
+    def fixed(_records: Sequence[EventRecord]) -> web.Response:
+        return web.Response(status=200, body=answer, content_type="text/plain")
 
-def _secret(value: object) -> str | None:
-    get = getattr(value, "get_secret_value", None)
-    return get() if callable(get) else None
-
-
-def build_adapters(settings: IngestSettings) -> list[Adapter]:
-    """One adapter per provider, configured from the settings (docs/providers.md)."""
-    vonage_secret = _secret(settings.vonage_signature_secret)
-    max_age = settings.vonage_signature_max_age_s
-    smpp_ids = SmppIds(settings.smpp_receipt_id_base, settings.smpp_submit_id_base)
-    return [
-        TwilioAdapter(_secret(settings.twilio_auth_token)),
-        VonageAdapter(vonage_secret, settings.vonage_signature_method, max_age),
-        VonageMessagesAdapter(vonage_secret, max_age),
-        InfobipAdapter(
-            settings.infobip_webhook_username,
-            _secret(settings.infobip_webhook_password),
-            settings.max_batch_events,
-        ),
-        SinchAdapter(settings.sinch_webhook_username, _secret(settings.sinch_webhook_password)),
-        SmppAdapter.create(_secret(settings.smpp_webhook_token), smpp_ids, settings.smpp_timezone),
-    ]
+    return fixed
 
 
 def callback_of(request: web.Request, body: bytes, public_base_url: str | None) -> Callback:
@@ -179,21 +156,12 @@ def make_handler(
     return handler
 
 
-METHODS: dict[str, tuple[str, ...]] = {
-    "twilio": ("POST",),
-    "vonage": ("GET", "POST"),
-    "vonage-messages": ("POST",),
-    "infobip": ("POST",),
-    "sinch": ("POST",),
-    "smpp": ("GET", "POST"),
-}
-"""HTTP methods per adapter path, as each provider calls (docs/providers.md)."""
-
-
-def add_provider_routes(app: web.Application, settings: IngestSettings) -> None:
-    """Register ``/webhooks/<adapter>`` for every provider adapter (see :data:`METHODS`)."""
-    for adapter in build_adapters(settings):
-        respond = jasmin_ack if adapter.name == "smpp" else provider_response
-        handler = make_handler(adapter, settings, respond)
-        for method in METHODS[adapter.name]:
-            app.router.add_route(method, f"/webhooks/{adapter.name}", handler)
+def add_provider_routes(
+    app: web.Application, settings: IngestSettings, adapters: Sequence[Configured]
+) -> None:
+    """Register ``/webhooks/<name>`` for every configured adapter, with the methods and the
+    success answer its module declares (:mod:`ingest.providers.registry`)."""
+    for spec, adapter in adapters:
+        handler = make_handler(adapter, settings, responder(spec.answer))
+        for method in spec.methods:
+            app.router.add_route(method, f"/webhooks/{spec.name}", handler)

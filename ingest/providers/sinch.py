@@ -9,34 +9,48 @@ table and its decisions are written out in the project's docs/providers.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.errors import InvalidBody
 from ingest.providers import ids
-from ingest.providers.auth import check_basic
+from ingest.providers.auth import BasicAuthAdapter
 from ingest.providers.common import (
+    BASIC,
+    JSON,
+    NO_EVENT,
+    UNKNOWN,
+    AdapterSpec,
     Callback,
     Mapped,
     Receipt,
     Skip,
-    invalid,
+    collect,
     invalid_entry,
+    secret_of,
+    stamped,
+)
+from ingest.providers.fields import (
+    invalid,
     json_object,
     phone_field,
     require_id,
     text_field,
-    to_record,
     uuid_or_none,
 )
 from ingest.providers.times import read_time
 from schemas.status import Status
 
+if TYPE_CHECKING:
+    from ingest.settings import IngestSettings
+
 NAME = "sinch"
+FAMILY = "sinch"
+"""The ``provider.name`` of this adapter's events."""
 RECIPIENT_TYPES = frozenset({"recipient_delivery_report_sms", "recipient_delivery_report_mms"})
 BATCH_TYPES = frozenset({"delivery_report_sms", "delivery_report_mms"})
 
-STATUSES: dict[str, Status | None] = {
-    "queued": None,
+STATUSES: dict[str, Status | Skip] = {
+    "queued": NO_EVENT,
     "dispatched": Status.SENT,
     "delivered": Status.DELIVERED,
     "failed": Status.UNDELIVERED,
@@ -46,7 +60,7 @@ STATUSES: dict[str, Status | None] = {
     "rejected": Status.REJECTED,
     "unknown": Status.SENT,
 }
-"""``status`` (compared in lower case) -> canonical status; None = acknowledged without an
+"""``status`` (compared in lower case) -> canonical status; NO_EVENT = acknowledged without an
 event. ``Expired`` depends on its code (:func:`classify`). Decisions: docs/providers.md."""
 
 CODES: dict[str, str] = {
@@ -66,16 +80,14 @@ CODES: dict[str, str] = {
 """Sinch's own codes (4xx); other non-zero codes are the operator's network codes."""
 
 
-def classify(word: str, code: str) -> Status | Skip | None:
+def classify(word: str, code: str) -> Status | Skip:
     """The canonical status of a Sinch status and code. ``Expired`` with a Sinch code (4xx:
     expired inside Sinch, before the SMSC) is REJECTED; with a network code it expired at
     the operator after hand-off: UNDELIVERED."""
     key = word.lower()
     if key == "expired":
         return Status.REJECTED if code.startswith("4") and len(code) == 3 else Status.UNDELIVERED
-    if key in STATUSES:
-        return STATUSES[key]
-    return Skip("unknown", word)
+    return stamped(STATUSES.get(key, UNKNOWN), word)
 
 
 def _one(
@@ -89,8 +101,6 @@ def _one(
     where: str = "recipient",
 ) -> Receipt | Skip:
     status = classify(word, code)
-    if status is None:
-        return Skip("no canonical event for this status", word)
     if isinstance(status, Skip):
         return status
     batch = require_id(text_field(data, "batch_id"), "batch_id")
@@ -178,22 +188,11 @@ def _status_entry(
 
 
 @dataclass(frozen=True, slots=True)
-class SinchAdapter:
+class SinchAdapter(BasicAuthAdapter):
     """``POST /webhooks/sinch``: JSON delivery reports behind HTTP Basic credentials."""
 
-    username: str | None
-    password: str | None
     name: str = NAME
-
-    @property
-    def configured(self) -> bool:
-        """True when ``MSGSTATUS_SINCH_WEBHOOK_USERNAME``/``_PASSWORD`` are set."""
-        return self.username is not None and self.password is not None
-
-    def precheck(self, cb: Callback) -> None:
-        """Check the Basic credentials (when configured): they are all in the headers."""
-        if self.username is not None and self.password is not None:
-            check_basic(cb.header("authorization"), self.username, self.password)
+    normalize_id = staticmethod(ids.sinch_acceptance_id)
 
     def handle(self, cb: Callback) -> Mapped:
         """Check the credentials (when configured), then map."""
@@ -206,10 +205,21 @@ class SinchAdapter:
             results = batch_report(data, cb.received_ms)
         else:
             raise invalid("type", "not a Sinch delivery report type")
-        mapped = Mapped()
-        for result in results:
-            if isinstance(result, Skip):
-                mapped.skipped.append(result)
-            else:
-                mapped.records.append(to_record(result, NAME, ids.SINCH, cb.received_ms))
-        return mapped
+        return collect(results, NAME, FAMILY, cb.received_ms)
+
+
+def from_settings(settings: IngestSettings) -> SinchAdapter:
+    """The adapter configured with the Sinch Basic credentials."""
+    return SinchAdapter(settings.sinch_webhook_username, secret_of(settings.sinch_webhook_password))
+
+
+SPEC = AdapterSpec(
+    NAME,
+    ("POST",),
+    FAMILY,
+    from_settings,
+    summary="Sinch delivery report",
+    media_types=(JSON,),
+    credential=BASIC,
+)
+"""This adapter's registry entry (``ingest.providers.registry``)."""

@@ -21,31 +21,46 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ingest.providers import ids
-from ingest.providers.auth import check_token
+from ingest.providers.auth import SecretAdapter, check_token
 from ingest.providers.common import (
+    FORM,
+    NO_EVENT,
+    UNKNOWN,
+    AdapterSpec,
     Callback,
+    Credential,
     Mapped,
     Receipt,
     Skip,
+    collect,
+    lookup,
+    secret_of,
+    stamped,
+)
+from ingest.providers.fields import (
     form_pairs,
     invalid,
     phone_field,
     require_id,
     strip_bom,
-    to_record,
     uuid_or_none,
 )
 from ingest.providers.times import read_time
 from schemas.status import Status
 
+if TYPE_CHECKING:
+    from ingest.settings import IngestSettings
+
 NAME = "smpp"
+FAMILY = "smpp"
+"""The ``provider.name`` of this adapter's events."""
 ACK = b"ACK/Jasmin"
 
-STATES: dict[str, Status | None] = {
+STATES: dict[str, Status | Skip] = {
     "ENROUTE": Status.SENT,
     "ACCEPTD": Status.SENT,
     "ACCEPTED": Status.SENT,
@@ -59,16 +74,16 @@ STATES: dict[str, Status | None] = {
     "REJECTD": Status.REJECTED,
     "REJECTED": Status.REJECTED,
     "SKIPPED": Status.REJECTED,
-    "SCHEDLD": None,
+    "SCHEDLD": NO_EVENT,
 }
 """Receipt ``stat`` (message_state, SMPP v3.4 5.2.28 and v5) -> canonical status, with the
-long spellings some SMSCs use; None = acknowledged without an event. Decisions:
+long spellings some SMSCs use; NO_EVENT = acknowledged without an event. Decisions:
 docs/providers.md, SMPP table."""
 
-KANNEL_TYPES: dict[str, Status | None] = {
+KANNEL_TYPES: dict[str, Status | Skip] = {
     "1": Status.DELIVERED,
     "2": Status.UNDELIVERED,
-    "4": None,
+    "4": NO_EVENT,
     "8": Status.SENT,
     "16": Status.REJECTED,
 }
@@ -110,7 +125,7 @@ class _Fields:
 
     shape: str
     state: str
-    status: Status | Skip | None
+    status: Status | Skip
     code: str
     raw_id: str | None
     done: str | None
@@ -122,10 +137,10 @@ def _jasmin(params: Mapping[str, str]) -> _Fields:
     if state.startswith("ESME_"):
         # The SMSC's answer to submit_sm: ESME_ROK = accepted (handed on), else refused.
         ok = state == "ESME_ROK"
-        status: Status | Skip | None = Status.SENT if ok else Status.REJECTED
+        status: Status | Skip = Status.SENT if ok else Status.REJECTED
         code = "0" if ok else state
     else:
-        status = STATES.get(state, Skip("unknown", state))
+        status = lookup(STATES, state)
         code = error_code(params.get("err"))
     raw_id = params.get("id")
     return _Fields("jasmin", state, status, code, raw_id, params.get("donedate"))
@@ -137,13 +152,11 @@ def _receipt_text(text: str, params: Mapping[str, str]) -> _Fields:
         return _kannel_answer(params, answer)
     fields = parse_receipt(text)
     state = fields.get("stat", "").upper()
-    if state:
-        status: Status | Skip | None = STATES.get(state, Skip("unknown", state))
-    else:
+    if not state:
         return _kannel_type(params, fields.get("id"))
-    raw_id = fields.get("id")
+    code = error_code(fields.get("err"))
     return _Fields(
-        "receipt", state, status, error_code(fields.get("err")), raw_id, fields.get("done date")
+        "receipt", state, lookup(STATES, state), code, fields.get("id"), fields.get("done date")
     )
 
 
@@ -153,7 +166,7 @@ def _kannel_type(params: Mapping[str, str], raw_id: str | None) -> _Fields:
         skip = Skip("no status in the DLR", "", "neither stat:, message_status nor type")
         return _Fields("kannel", "", skip, "0", raw_id, None)
     state = f"type {kind[:20]}"
-    status = KANNEL_TYPES.get(kind, Skip("unknown", state))
+    status = stamped(KANNEL_TYPES.get(kind, UNKNOWN), state)
     return _Fields("kannel", state, status, "0", raw_id, None)
 
 
@@ -181,10 +194,10 @@ def fields_of(params: Mapping[str, str], body_text: str | None) -> _Fields:
 
 
 @dataclass(frozen=True, slots=True)
-class SmppAdapter:
-    """``GET|POST /webhooks/smpp``: DLRs from an SMPP gateway, behind ``token`` when set."""
+class SmppAdapter(SecretAdapter):
+    """``GET|POST /webhooks/smpp``: DLRs from an SMPP gateway, behind the ``token`` query
+    parameter when ``secret`` is set."""
 
-    token: str | None
     smpp_ids: ids.SmppIds = field(default_factory=ids.SmppIds)
     zone: tzinfo = UTC
     name: str = NAME
@@ -195,15 +208,14 @@ class SmppAdapter:
         zone: tzinfo = UTC if zone_name == "UTC" else ZoneInfo(zone_name)
         return cls(token, smpp_ids, zone)
 
-    @property
-    def configured(self) -> bool:
-        """True when ``MSGSTATUS_SMPP_WEBHOOK_TOKEN`` is set."""
-        return self.token is not None
-
     def precheck(self, cb: Callback) -> None:
         """Check ``token`` (when configured): it is in the query string."""
-        if self.token is not None:
-            check_token(dict(reversed(cb.query)).get("token"), self.token)
+        if self.secret is not None:
+            check_token(dict(reversed(cb.query)).get("token"), self.secret)
+
+    def normalize_id(self, raw: str, phone: str | None) -> str:
+        """An acceptance's SMPP id in normal form (:meth:`ids.SmppIds.acceptance`)."""
+        return self.smpp_ids.acceptance(raw, phone)
 
     def handle(self, cb: Callback) -> Mapped:
         """Check ``token`` (when configured), then map one DLR."""
@@ -216,21 +228,15 @@ class SmppAdapter:
             else:
                 params.update((k, v) for k, v in reversed(form_pairs(cb.body)))
         params.pop("token", None)
-        mapped = Mapped()
-        result = self.receipt(params, body_text, cb.received_ms)
-        if isinstance(result, Skip):
-            mapped.skipped.append(result)
-        else:
-            mapped.records.append(to_record(result, NAME, ids.SMPP, cb.received_ms))
-        return mapped
+        return collect(
+            [self.receipt(params, body_text, cb.received_ms)], NAME, FAMILY, cb.received_ms
+        )
 
     def receipt(self, params: Mapping[str, str], body_text: str | None, now: int) -> Receipt | Skip:
         """Map one DLR: the provider id is the receipt's (or Jasmin's) id in normal form
         (:class:`ids.SmppIds`); ``occurredAt`` is the done date in this adapter's time zone,
         else the receive time. Raises :class:`InvalidBody` for a malformed DLR."""
         dlr = fields_of(params, body_text)
-        if dlr.status is None:
-            return Skip("no canonical event for this status", dlr.state)
         if isinstance(dlr.status, Skip):
             return dlr.status
         message_id = uuid_or_none(params.get("messageId"))
@@ -260,3 +266,25 @@ def _utf8(body: bytes) -> str:
         return strip_bom(body).decode("utf-8")
     except UnicodeDecodeError:
         raise invalid("body", "a receipt text is UTF-8") from None
+
+
+def from_settings(settings: IngestSettings) -> SmppAdapter:
+    """The adapter configured with the SMPP token, id bases and time zone."""
+    return SmppAdapter.create(
+        secret_of(settings.smpp_webhook_token),
+        ids.SmppIds(settings.smpp_receipt_id_base, settings.smpp_submit_id_base),
+        settings.smpp_timezone,
+    )
+
+
+SPEC = AdapterSpec(
+    NAME,
+    ("GET", "POST"),
+    FAMILY,
+    from_settings,
+    summary="SMPP DLR (Jasmin, Kannel)",
+    media_types=(FORM, "text/plain"),
+    credential=Credential("SmppToken", {"type": "apiKey", "in": "query", "name": "token"}),
+    answer=ACK,
+)
+"""This adapter's registry entry (``ingest.providers.registry``)."""

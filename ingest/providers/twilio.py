@@ -13,44 +13,53 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ingest.errors import Unauthenticated
 from ingest.providers import ids
-from ingest.providers.auth import same
+from ingest.providers.auth import SecretAdapter, same
 from ingest.providers.common import (
+    FORM,
+    JSON,
+    NO_EVENT,
+    AdapterSpec,
     Callback,
+    Credential,
     Mapped,
     Receipt,
     Skip,
-    form_pairs,
-    invalid,
-    json_object,
-    phone_field,
-    require_id,
-    to_record,
+    collect,
+    lookup,
+    secret_of,
 )
+from ingest.providers.fields import form_pairs, invalid, json_object, phone_field, require_id
 from schemas.status import Status
 
+if TYPE_CHECKING:
+    from ingest.settings import IngestSettings
+
 NAME = "twilio"
+FAMILY = "twilio"
+"""The ``provider.name`` of this adapter's events."""
 SHA1_BYTES = 20
 
-STATUSES: dict[str, Status | None] = {
-    "accepted": None,
-    "scheduled": None,
-    "queued": None,
-    "sending": None,
+STATUSES: dict[str, Status | Skip] = {
+    "accepted": NO_EVENT,
+    "scheduled": NO_EVENT,
+    "queued": NO_EVENT,
+    "sending": NO_EVENT,
     "sent": Status.SENT,
     "delivered": Status.DELIVERED,
     "undelivered": Status.UNDELIVERED,
     "failed": Status.REJECTED,
     "canceled": Status.REJECTED,
     "read": Status.READ,
-    "receiving": None,
-    "received": None,
-    "partially_delivered": None,
+    "receiving": NO_EVENT,
+    "received": NO_EVENT,
+    "partially_delivered": NO_EVENT,
 }
-"""``MessageStatus`` -> canonical status; None = acknowledged without an event (states before
+"""``MessageStatus`` -> canonical status; NO_EVENT = acknowledged without an event (states before
 hand-off carry no message identity, inbound states are not ours, partially_delivered is
 deprecated). Decisions: docs/providers.md, Twilio table."""
 
@@ -123,9 +132,7 @@ def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
     if not word:
         raise invalid("MessageStatus", "required")
     event_type = (params.get("EventType") or "").strip().upper()
-    status = Status.READ if event_type == "READ" else STATUSES.get(word, Skip("unknown", word))
-    if status is None:
-        return Skip("no canonical event for this status", word)
+    status = Status.READ if event_type == "READ" else lookup(STATUSES, word)
     if isinstance(status, Skip):
         return status
     code = (params.get("ErrorCode") or "").strip() or "0"
@@ -148,22 +155,17 @@ def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
 
 
 @dataclass(frozen=True, slots=True)
-class TwilioAdapter:
+class TwilioAdapter(SecretAdapter):
     """``POST /webhooks/twilio``: form-encoded (or JSON with ``bodySHA256``) status callbacks,
-    checked with the account auth token when ``token`` is set."""
+    checked with the account auth token when ``secret`` is set."""
 
-    token: str | None
     name: str = NAME
-
-    @property
-    def configured(self) -> bool:
-        """True when the auth token (``MSGSTATUS_TWILIO_AUTH_TOKEN``) is set."""
-        return self.token is not None
+    normalize_id = staticmethod(ids.twilio_sid)
 
     def precheck(self, cb: Callback) -> None:
         """Before the body: ``X-Twilio-Signature`` present and a base64 SHA-1 digest, and a
         JSON callback's URL carrying ``bodySHA256`` (when configured)."""
-        if self.token is None:
+        if self.secret is None:
             return
         given = cb.header("x-twilio-signature")
         if not given:
@@ -186,12 +188,25 @@ class TwilioAdapter:
         else:
             form = form_pairs(cb.body)
             params = _first(form)
-        if self.token is not None:
-            verify(cb, self.token, form)
-        mapped = Mapped()
-        result = receipt(params, cb.received_ms)
-        if isinstance(result, Skip):
-            mapped.skipped.append(result)
-        else:
-            mapped.records.append(to_record(result, NAME, ids.TWILIO, cb.received_ms))
-        return mapped
+        if self.secret is not None:
+            verify(cb, self.secret, form)
+        return collect([receipt(params, cb.received_ms)], NAME, FAMILY, cb.received_ms)
+
+
+def from_settings(settings: IngestSettings) -> TwilioAdapter:
+    """The adapter configured with ``MSGSTATUS_TWILIO_AUTH_TOKEN``."""
+    return TwilioAdapter(secret_of(settings.twilio_auth_token))
+
+
+SPEC = AdapterSpec(
+    NAME,
+    ("POST",),
+    FAMILY,
+    from_settings,
+    summary="Twilio status callback",
+    media_types=(FORM, JSON),
+    credential=Credential(
+        "TwilioSignature", {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature"}
+    ),
+)
+"""This adapter's registry entry (``ingest.providers.registry``)."""

@@ -11,34 +11,50 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import orjson
 
 from ingest.errors import Unauthenticated
 from ingest.providers import ids
-from ingest.providers.auth import same
+from ingest.providers.auth import SecretAdapter, same
 from ingest.providers.common import (
+    FORM,
+    JSON,
+    AdapterSpec,
     Callback,
+    Credential,
     Mapped,
     Receipt,
     Skip,
+    collect,
+    lookup,
+    secret_of,
+)
+from ingest.providers.fields import (
     form_pairs,
     invalid,
     json_object,
     phone_field,
     require_id,
-    to_record,
     uuid_or_none,
 )
 from ingest.providers.times import read_time
-from ingest.settings import VonageMethod
 from schemas.status import Status
 
+if TYPE_CHECKING:
+    from ingest.settings import IngestSettings
+
+VonageMethod = Literal["md5hash", "md5", "sha1", "sha256", "sha512"]
+"""How Vonage signs SMS API DLRs (``MSGSTATUS_VONAGE_SIGNATURE_METHOD``, as in its dashboard)."""
+
 NAME = "vonage"
+FAMILY = "vonage"
+"""The ``provider.name`` of this adapter's events."""
 FUTURE_SKEW_S = 300
 """A signed DLR's ``timestamp`` may run ahead of our clock by this much (clock skew)."""
 
-STATUSES: dict[str, Status] = {
+STATUSES: dict[str, Status | Skip] = {
     "delivered": Status.DELIVERED,
     "accepted": Status.SENT,
     "buffered": Status.SENT,
@@ -145,9 +161,9 @@ def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
     word = params.get("status", "").strip().lower()
     if not word:
         raise invalid("status", "required")
-    status = STATUSES.get(word)
-    if status is None:
-        return Skip("unknown", word)
+    status = lookup(STATUSES, word)
+    if isinstance(status, Skip):
+        return status
     code = params.get("err-code", "").strip() or "0"
     scts = params.get("scts", "").strip()
     occurred = read_time(scts, "scts") or read_time(
@@ -168,18 +184,13 @@ def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
 
 
 @dataclass(frozen=True, slots=True)
-class VonageAdapter:
+class VonageAdapter(SecretAdapter):
     """``GET|POST /webhooks/vonage``: SMS API DLRs, ``sig``-checked when ``secret`` is set."""
 
-    secret: str | None
     method: VonageMethod = "md5hash"
     max_age_s: int = 25 * 3600
     name: str = NAME
-
-    @property
-    def configured(self) -> bool:
-        """True when ``MSGSTATUS_VONAGE_SIGNATURE_SECRET`` is set."""
-        return self.secret is not None
+    normalize_id = staticmethod(ids.vonage_id)
 
     def precheck(self, cb: Callback) -> None:
         """A GET DLR's parameters are all in the query: verify them whole (when configured).
@@ -192,10 +203,25 @@ class VonageAdapter:
         params = params_of(cb)
         if self.secret is not None:
             verify(params, self.secret, self.method, cb.received_ms, self.max_age_s)
-        mapped = Mapped()
-        result = receipt(params, cb.received_ms)
-        if isinstance(result, Skip):
-            mapped.skipped.append(result)
-        else:
-            mapped.records.append(to_record(result, NAME, ids.VONAGE, cb.received_ms))
-        return mapped
+        return collect([receipt(params, cb.received_ms)], NAME, FAMILY, cb.received_ms)
+
+
+def from_settings(settings: IngestSettings) -> VonageAdapter:
+    """The adapter configured with the Vonage signature secret, method and maximum age."""
+    return VonageAdapter(
+        secret_of(settings.vonage_signature_secret),
+        settings.vonage_signature_method,
+        settings.vonage_signature_max_age_s,
+    )
+
+
+SPEC = AdapterSpec(
+    NAME,
+    ("GET", "POST"),
+    FAMILY,
+    from_settings,
+    summary="Vonage SMS delivery receipt",
+    media_types=(JSON, FORM),
+    credential=Credential("VonageSignature", {"type": "apiKey", "in": "query", "name": "sig"}),
+)
+"""This adapter's registry entry (``ingest.providers.registry``)."""

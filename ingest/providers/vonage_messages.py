@@ -9,36 +9,48 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 
 from ingest.errors import InvalidBody, Unauthenticated, UnsignedRetry
-from ingest.providers import ids
-from ingest.providers.auth import same
+from ingest.providers import ids, vonage
+from ingest.providers.auth import SecretAdapter, same
 from ingest.providers.common import (
+    JSON,
+    AdapterSpec,
     Callback,
+    Credential,
     Mapped,
     Receipt,
     Skip,
-    invalid,
+    collect,
     invalid_entry,
+    lookup,
+    secret_of,
+)
+from ingest.providers.fields import (
+    invalid,
     json_value,
     phone_field,
     require_id,
     text_field,
-    to_record,
     uuid_or_none,
 )
 from ingest.providers.times import read_time
 from schemas.status import Status
 
+if TYPE_CHECKING:
+    from ingest.settings import IngestSettings
+
 NAME = "vonage-messages"
+FAMILY = vonage.FAMILY
+"""The ``provider.name`` of this adapter's events."""
 FUTURE_SKEW_S = 300
 PHONE_CHANNELS = frozenset({"sms", "mms", "rcs", "whatsapp", "viber_service"})
 """Channels whose ``to`` is a phone number (Messenger's is a page-scoped id)."""
 
-STATUSES: dict[str, Status] = {
+STATUSES: dict[str, Status | Skip] = {
     "submitted": Status.SENT,
     "delivered": Status.DELIVERED,
     "read": Status.READ,
@@ -108,9 +120,9 @@ def receipt(data: dict[str, Any], received_ms: int, where: str = "") -> Receipt 
     word = (text_field(data, "status", where) or "").strip().lower()
     if not word:
         raise invalid(f"{where}status", "required")
-    status = STATUSES.get(word)
-    if status is None:
-        return Skip("unknown", word)
+    status = lookup(STATUSES, word)
+    if isinstance(status, Skip):
+        return status
     error = data.get("error") or {}
     if not isinstance(error, dict):
         raise invalid(f"{where}error", "must be an object")
@@ -135,18 +147,13 @@ def receipt(data: dict[str, Any], received_ms: int, where: str = "") -> Receipt 
 
 
 @dataclass(frozen=True, slots=True)
-class VonageMessagesAdapter:
+class VonageMessagesAdapter(SecretAdapter):
     """``POST /webhooks/vonage-messages``: JSON status callbacks, JWT-checked when ``secret``
     (``MSGSTATUS_VONAGE_SIGNATURE_SECRET``) is set."""
 
-    secret: str | None
     max_age_s: int = 25 * 3600
     name: str = NAME
-
-    @property
-    def configured(self) -> bool:
-        """True when the Vonage signature secret is set."""
-        return self.secret is not None
+    normalize_id = staticmethod(ids.vonage_id)
 
     def precheck(self, cb: Callback) -> None:
         """The JWT (when configured) verifies but for its body hash: it is in the headers."""
@@ -159,7 +166,7 @@ class VonageMessagesAdapter:
             verify(cb.header("authorization"), cb.body, self.secret, cb.received_ms, self.max_age_s)
         data = json_value(cb.body)
         if isinstance(data, dict):
-            return _mapped([receipt(data, cb.received_ms)], cb.received_ms)
+            return collect([receipt(data, cb.received_ms)], NAME, FAMILY, cb.received_ms)
         if not isinstance(data, list) or not data:
             raise invalid("body", "expected a status object or an array of them")
         results: list[Receipt | Skip] = []
@@ -170,14 +177,25 @@ class VonageMessagesAdapter:
                 results.append(receipt(item, cb.received_ms, f"[{index}]."))
             except InvalidBody as exc:
                 results.append(invalid_entry(exc))
-        return _mapped(results, cb.received_ms)
+        return collect(results, NAME, FAMILY, cb.received_ms)
 
 
-def _mapped(results: list[Receipt | Skip], received_ms: int) -> Mapped:
-    mapped = Mapped()
-    for result in results:
-        if isinstance(result, Skip):
-            mapped.skipped.append(result)
-        else:
-            mapped.records.append(to_record(result, NAME, ids.VONAGE, received_ms))
-    return mapped
+def from_settings(settings: IngestSettings) -> VonageMessagesAdapter:
+    """The adapter configured with the Vonage signature secret and maximum age."""
+    return VonageMessagesAdapter(
+        secret_of(settings.vonage_signature_secret), settings.vonage_signature_max_age_s
+    )
+
+
+SPEC = AdapterSpec(
+    NAME,
+    ("POST",),
+    FAMILY,
+    from_settings,
+    summary="Vonage Messages status",
+    media_types=(JSON,),
+    credential=Credential(
+        "VonageJwt", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}, optional=True
+    ),
+)
+"""This adapter's registry entry (``ingest.providers.registry``)."""
