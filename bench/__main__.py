@@ -26,6 +26,7 @@ from bench.common import (
     ROOT,
     BenchError,
     Ctx,
+    Procs,
     Row,
     machine_facts,
     port_open,
@@ -79,6 +80,9 @@ class Infra:
         self.ctx = ctx
         self.allow_start = allow_start
         self.kafka_started: dict[str, str] | None = None
+        # Its own process list: the run stops every benchmark's children after each module,
+        # and a Redis started for the whole run must outlive them.
+        self.procs = Procs(ctx.log_dir)
 
     def up(self) -> None:
         """Make sure both answer."""
@@ -90,9 +94,9 @@ class Infra:
             ctx.log(f"starting redis-server on {host}:{port} (stopped at the end)")
             argv = ["redis-server", "--port", str(port), "--bind", host]
             argv += ["--save", "", "--appendonly", "no"]
-            child = ctx.procs.start("redis-server", argv)
+            child = self.procs.start("redis-server", argv)
             wait_until(lambda: port_open(host, port), 20, "redis-server")
-            ctx.procs.check_alive(child)
+            self.procs.check_alive(child)
         client(ctx.redis_url).ping()
         khost, kport = split_hostport(ctx.kafka.split(",")[0], 9092)
         if not port_open(require_loopback(khost), kport):
@@ -121,6 +125,7 @@ class Infra:
 
     def down(self) -> None:
         """Stop what :meth:`up` started (Redis is a child of this run; Kafka via its script)."""
+        self.procs.stop_all()
         if self.kafka_started is not None:
             self.ctx.log("stopping the Kafka this run started")
             self._kafka("stop", self.kafka_started, 90)

@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from query_api.params import Cursor
 from query_api.scripts import LIST_PAGE
 from schemas import keys
-from schemas.stored import MessageState, decode_stored
+from schemas.stored import SEPARATOR, MessageState, decode_stored
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Reader:
         )
         if raw is None:
             return None
-        cut = raw.find(b"\n")
+        cut = raw.find(SEPARATOR)
         return raw[:cut] if cut > 0 else None
 
     async def state(self, message_id: str) -> MessageState | None:
@@ -104,6 +104,8 @@ class Reader:
                     after.message_id if after else "",
                     after.score if after else "",
                     keys.message_key_prefix(self.generation),
+                    keys.MESSAGE_KEY_SUFFIX,
+                    SEPARATOR,
                 ],
             ),
         )

@@ -11,7 +11,8 @@ LIST_PAGE = """#!lua flags=no-writes
 -- ARGV[1] upper bound: '(<ms>' (strictly before) or '<ms>' (a cursor's score, inclusive);
 -- ARGV[2] page size; ARGV[3] cursor id and ARGV[4] cursor score ('' without a cursor):
 -- entries at the cursor's score whose id is not below the cursor's were on earlier pages;
--- ARGV[5] message key prefix ('msgstatus:<generation>:msg:{').
+-- ARGV[5] message key prefix ('msgstatus:<generation>:msg:{'), ARGV[6] its suffix after the
+-- id, ARGV[7] the separator between document and state (both from schemas: keys, stored).
 -- Returns {documents joined by ',', more (0/1), last score, last id, expired id...}.
 local count = tonumber(ARGV[2])
 local cursor_score = ARGV[4] ~= '' and tonumber(ARGV[4]) or nil
@@ -25,11 +26,11 @@ while true do
   for i = 1, #rows, 2 do
     local id, score = rows[i], rows[i + 1]
     if not (cursor_score and tonumber(score) == cursor_score and id >= ARGV[3]) then
-      local raw = redis.call('GET', ARGV[5] .. id .. '}')
+      local raw = redis.call('GET', ARGV[5] .. id .. ARGV[6])
       if not raw then
         expired[#expired + 1] = id
       else
-        local cut = string.find(raw, '\\n', 1, true)
+        local cut = string.find(raw, ARGV[7], 1, true)
         if cut and cut > 1 then
           if #docs == count then
             more = 1

@@ -21,13 +21,17 @@ def escape(part: str) -> str:
     return quote(part, safe="+-._~@")
 
 
+MESSAGE_KEY_SUFFIX = "}"
+"""What follows the message id in its key (the hash tag's closing brace)."""
+
+
 def message_key(generation: str, message_id: str) -> str:
     """STRING: the message's rendered document, a newline, then its fold state (schemas.stored)."""
-    return f"{PREFIX}:{generation}:msg:{{{message_id}}}"
+    return f"{message_key_prefix(generation)}{message_id}{MESSAGE_KEY_SUFFIX}"
 
 
 def message_key_prefix(generation: str) -> str:
-    """The message key without its id and closing brace (the read API's list script)."""
+    """The message key without its id and :data:`MESSAGE_KEY_SUFFIX` (the list script)."""
     return f"{PREFIX}:{generation}:msg:{{"
 
 
