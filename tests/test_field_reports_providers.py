@@ -310,6 +310,25 @@ async def test_kannel_type_outside_the_set_is_acknowledged_and_counted(
 # --- 6. one unusable entry in an array -------------------------------------------------------
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_vonage_receipt_with_an_unreadable_recipient_is_applied(
+    stack: Stack, method: str
+) -> None:
+    """A receipt whose optional recipient is no number is applied by its provider id (the
+    recipient only helps route reused ids): 200, never a 400 that would lose the status."""
+    pid = vonage_id()
+    mid = await accept(stack, "vonage", pid, phone="+" + new_phone())
+    dlr = dict(failed_dlr(pid, "2026-08-01 10:05:00 +0000", "+15550100001"))
+    dlr["msisdn"] = "not-a-number"
+    dlr = vonage_signed({k: v for k, v in dlr.items() if k != "sig"}, method="sha256")
+    if method == "GET":
+        reply = await call(stack, "GET", "/webhooks/vonage?" + urlencode(dlr))
+    else:
+        reply = await call(stack, "POST", "/webhooks/vonage", orjson.dumps(dlr), JSON)
+    assert reply.status == 200, reply.body
+    await stack.wait_for_status(mid, "UNDELIVERED")
+
+
 async def test_infobip_batch_with_one_unusable_report(stack: Stack) -> None:
     """Two good reports around one without ``messageId`` and one that is no object: 200,
     both good ones applied, the bad ones counted as skipped with their index."""

@@ -246,12 +246,17 @@ def test_missing_or_wrong_token_is_refused(token: str | None) -> None:
     ("params", "field"),
     [
         ({"receipt": "stat:DELIVRD err:000"}, "id"),
-        ({"receipt": receipt_text("DELIVRD"), "to": "nobody"}, "to"),
     ],
 )
 def test_malformed_dlrs_name_the_bad_field(params: dict[str, str], field: str) -> None:
-    """No id, a bad number: 400 naming it (nothing to read, an unknown type or an impossible
-    date are not refused: tests/test_field_reports_smpp.py)."""
+    """No id: 400 naming it (nothing to read, an unknown type, an impossible date or an
+    unreadable recipient are not refused: tests/test_field_reports_providers.py)."""
     with pytest.raises(InvalidBody) as err:
         ADAPTER.handle(get(params))
     assert [e.field for e in err.value.errors] == [field]
+
+
+def test_an_unreadable_recipient_is_left_out_and_the_receipt_kept() -> None:
+    """A ``to`` that is no number only loses the routing hint: the receipt maps, phone None."""
+    (event,) = ADAPTER.handle(get({"receipt": receipt_text("DELIVRD"), "to": "nobody"})).records
+    assert event.phone_number is None

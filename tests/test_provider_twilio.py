@@ -266,18 +266,22 @@ def test_sid_case_is_normalised() -> None:
         ([("MessageStatus", "sent")], "MessageSid"),
         ([("MessageSid", "SM" + "0" * 32)], "MessageStatus"),
         ([("MessageSid", "SM\x00bad"), ("MessageStatus", "sent")], "MessageSid"),
-        (
-            [("MessageSid", "SM" + "1" * 32), ("MessageStatus", "sent"), ("To", "not-a-number")],
-            "To",
-        ),
     ],
 )
 def test_malformed_callbacks_name_the_bad_field(pairs: list[tuple[str, str]], field: str) -> None:
-    """Missing id or status, a control character in the id, a bad number: 400 naming it."""
+    """Missing id or status, a control character in the id: 400 naming it."""
     cb = callback(twilio_form(pairs), content_type="application/x-www-form-urlencoded")
     with pytest.raises(InvalidBody) as err:
         TwilioAdapter(None).handle(cb)
     assert [e.field for e in err.value.errors] == [field]
+
+
+def test_an_unreadable_recipient_is_left_out_and_the_receipt_kept() -> None:
+    """A ``To`` that is no number only loses the routing hint: the receipt maps, phone None."""
+    pairs = [("MessageSid", "SM" + "1" * 32), ("MessageStatus", "sent"), ("To", "not-a-number")]
+    cb = callback(twilio_form(pairs), content_type="application/x-www-form-urlencoded")
+    (event,) = TwilioAdapter(None).handle(cb).records
+    assert (event.status, event.phone_number) == (Status.SENT, None)
 
 
 def test_body_that_is_not_utf8_is_malformed() -> None:

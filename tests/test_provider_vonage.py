@@ -192,12 +192,11 @@ def test_form_post_is_read_like_the_query_string() -> None:
     [
         ({"status": "delivered"}, "messageId"),
         ({"messageId": "0A00000000000001"}, "status"),
-        ({"messageId": "0A00000000000001", "status": "delivered", "msisdn": "abc"}, "msisdn"),
     ],
 )
 def test_malformed_dlrs_name_the_bad_field(dlr: dict[str, str], field: str) -> None:
-    """A missing id or status, a bad msisdn: 400 naming the field (an impossible scts is
-    not refused: tests/test_field_reports_times.py)."""
+    """A missing id or status: 400 naming the field (an impossible scts or an unreadable
+    msisdn is not refused: tests/test_field_reports_providers.py)."""
     with pytest.raises(InvalidBody) as err:
         UNSIGNED.handle(_get(dlr))
     assert [e.field for e in err.value.errors] == [field]
@@ -214,3 +213,10 @@ def test_message_id_case_is_normalised() -> None:
     """A lower-case hex messageId is the same id as Vonage's upper-case one."""
     dlr = _dlr("delivered", messageId="0a00000000000abc")
     assert UNSIGNED.handle(_get(dlr)).records[0].provider.id == "0A00000000000ABC"
+
+
+def test_an_unreadable_msisdn_is_left_out_and_the_receipt_kept() -> None:
+    """An msisdn that is no number only loses the routing hint: the receipt maps, phone None."""
+    dlr = {"messageId": "0A00000000000001", "status": "delivered", "msisdn": "abc"}
+    (event,) = UNSIGNED.handle(_get(dlr)).records
+    assert event.phone_number is None

@@ -6,6 +6,7 @@ entry of a batch: docs/providers.md, "Batches and unusable input"). Pure: no aio
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Mapping
@@ -18,6 +19,8 @@ from ingest.errors import InvalidBody
 from schemas.events import UUID_TEXT
 from schemas.phone import PhoneNumberError, normalize_e164
 from schemas.problems import FieldError
+
+log = logging.getLogger(__name__)
 
 _CHANNEL_PREFIX = re.compile(r"^[a-z_]+:")
 
@@ -85,6 +88,21 @@ def phone_field(value: str | None, name: str) -> str | None:
         return normalize_e164(_CHANNEL_PREFIX.sub("", value.strip()))
     except PhoneNumberError as exc:
         raise invalid(name, str(exc)) from None
+
+
+def recipient_hint(value: str | None, name: str) -> str | None:
+    """A receipt's recipient in E.164, or None when absent or unreadable.
+
+    A receipt is identified by its provider message id; the recipient only helps route it
+    when an SMSC reused that id (docs/providers.md, "Provider ids reused"). So an unreadable
+    one is logged and left out, never a reason to refuse the receipt: a 4xx loses the status
+    for good, since providers retry only 5xx and timeouts.
+    """
+    try:
+        return phone_field(value, name)
+    except InvalidBody:
+        log.warning("ignoring the unreadable recipient in %s; the receipt is applied", name)
+        return None
 
 
 def json_value(body: bytes) -> Any:

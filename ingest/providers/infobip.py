@@ -34,7 +34,7 @@ from ingest.providers.common import (
 from ingest.providers.fields import (
     invalid,
     json_object,
-    phone_field,
+    recipient_hint,
     require_id,
     text_field,
     uuid_or_none,
@@ -128,7 +128,7 @@ def receipt(item: object, where: str, received_ms: int) -> Receipt | Skip:
         message=message,
         provider_id=pid,
         message_id=uuid_or_none(ref),
-        phone=phone_field(text_field(item, "to", where), f"{where}to"),
+        phone=recipient_hint(text_field(item, "to", where), f"{where}to"),
         fingerprint={"id": pid, "status": word, "code": code, "at": done, "ref": ref},
     )
 

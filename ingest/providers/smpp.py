@@ -44,7 +44,7 @@ from ingest.providers.common import (
 from ingest.providers.fields import (
     form_pairs,
     invalid,
-    phone_field,
+    recipient_hint,
     require_id,
     strip_bom,
     uuid_or_none,
@@ -256,7 +256,7 @@ class SmppAdapter(SecretAdapter):
             message=dlr.message,
             provider_id=pid,
             message_id=message_id,
-            phone=phone_field(params.get("to"), "to"),
+            phone=recipient_hint(params.get("to"), "to"),
             fingerprint=fingerprint,
         )
 

@@ -33,7 +33,7 @@ from ingest.providers.common import (
     lookup,
     secret_of,
 )
-from ingest.providers.fields import form_pairs, invalid, json_object, phone_field, require_id
+from ingest.providers.fields import form_pairs, invalid, json_object, recipient_hint, require_id
 from schemas.status import Status
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
         code=code,
         message=(params.get("ErrorMessage") or "").strip() or None,
         provider_id=sid,
-        phone=phone_field(params.get("To"), "To"),
+        phone=recipient_hint(params.get("To"), "To"),
         fingerprint={
             "sid": sid,
             "status": word,

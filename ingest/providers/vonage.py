@@ -35,7 +35,7 @@ from ingest.providers.fields import (
     form_pairs,
     invalid,
     json_object,
-    phone_field,
+    recipient_hint,
     require_id,
     uuid_or_none,
 )
@@ -178,7 +178,7 @@ def receipt(params: Mapping[str, str], received_ms: int) -> Receipt | Skip:
         message=ERRORS.get(code.lstrip("0")) if code.strip("0") else None,
         provider_id=pid,
         message_id=uuid_or_none(client_ref),
-        phone=phone_field(params.get("msisdn"), "msisdn"),
+        phone=recipient_hint(params.get("msisdn"), "msisdn"),
         fingerprint={"id": pid, "status": word, "code": code, "scts": scts, "ref": client_ref},
     )
 

@@ -32,7 +32,7 @@ from ingest.providers.common import (
 from ingest.providers.fields import (
     invalid,
     json_value,
-    phone_field,
+    recipient_hint,
     require_id,
     text_field,
     uuid_or_none,
@@ -141,7 +141,7 @@ def receipt(data: dict[str, Any], received_ms: int, where: str = "") -> Receipt 
         message=text_field(error, "detail", f"{where}error."),
         provider_id=pid,
         message_id=uuid_or_none(client_ref),
-        phone=phone_field(to, f"{where}to"),
+        phone=recipient_hint(to, f"{where}to"),
         fingerprint={"id": pid, "status": word, "at": stamp, "code": code, "ref": client_ref},
     )
 
