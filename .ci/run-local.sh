@@ -125,8 +125,15 @@ curl -sS -H "X-Api-Key: $SHOWN_API_KEY" '$API_URL/api/messagestatus/reference/EX
 
 EOF
 
+# The projector and the notifier both read MSGSTATUS_METRICS_PORT: under `make run` the
+# notifier takes MSGSTATUS_NOTIFIER_METRICS_PORT (default 9109) instead, so setting the one
+# variable for the projector never makes the two collide.
 for svc in "${SERVICES[@]}"; do
-  "$MSGSTATUS" "$svc" &
+  if [[ $svc == notifier ]]; then
+    MSGSTATUS_METRICS_PORT=${MSGSTATUS_NOTIFIER_METRICS_PORT:-9109} "$MSGSTATUS" "$svc" &
+  else
+    "$MSGSTATUS" "$svc" &
+  fi
   PIDS+=("$!")
   NAME_OF[$!]=$svc
   say "started msgstatus $svc (pid $!)"
