@@ -32,10 +32,16 @@ async def serve_api(stack: Stack, *, handler_cancellation: bool) -> tuple[str, l
         ApiSettings(**stack.common(), api_keys=[stack.api_key], generation=stack.generation)
     )
     cancelled: list[str] = []
+    # A pause of 0-2 ms before the handler keeps some reads in flight when their clients
+    # abort (after 0.5-2 ms): on a fast, quiet machine the reads would otherwise all finish
+    # first, and "aborts cancel handlers when cancellation is on" could not be observed. The
+    # other aborts still land during the Redis call, the case the test is about.
+    pause = random.Random(7)
 
     @web.middleware
     async def note_cancellation(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            await asyncio.sleep(pause.random() * 0.002)
             return await handler(request)
         except asyncio.CancelledError:
             cancelled.append(request.path)
