@@ -78,11 +78,13 @@ _LIST_PARAMS: list[dict[str, Any]] = [
         "in": "query",
         "required": False,
         "description": 'Position from the previous page\'s Link rel="next" header: the '
-        "last message's send time (epoch ms) and id, <ms>_<uuid>.",
+        "last message's send time (epoch ms) and id, <ms>_<uuid>, followed by .<scope tag> "
+        "for keys of a tenant or restricted to services. A cursor is only valid for keys of "
+        "the scope it was made for; under another it is a 400.",
         "schema": {
             "type": "string",
             "pattern": "^[0-9]{1,15}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-            "[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+            "[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(\\.[0-9a-f]{12})?$",
         },
     },
 ]

@@ -153,7 +153,7 @@ class EventRecord(_Model):
         return cls.model_validate_json(raw)
 
 
-_DEFAULT_TENANT_FIELD = frozenset({"tenant"})
+_DEFAULT_TENANT_FIELD: set[str] = {"tenant"}
 """Left out of a record of the default tenant: its JSON stays what it was before tenants."""
 
 

@@ -42,6 +42,8 @@ SAMPLES = {
     "allow_unsigned_providers": "smpp,events",
     "since": "2026-01-01T00:00:00Z",
     "retry_schedule_s": "1,2.5",
+    "tenants_file": str(pathlib.Path(__file__).parent.parent / "docs/examples/tenants.json"),
+    "api_keys_file": str(pathlib.Path(__file__).parent.parent / "docs/examples/api-keys.json"),
 }
 PARTNERS = {
     "infobip_webhook_username": ("infobip_webhook_password", "p"),
