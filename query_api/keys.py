@@ -216,3 +216,27 @@ class KeyRing:
             await asyncio.sleep(self.poll_s)
             if self.changed():
                 self.reload(reason="file changed")
+
+
+def add_key(path: str, key_id: str, tenant: str, services: list[str] | None) -> str:
+    """Make a new key, add its entry to the keys file (created when missing; replaced
+    atomically, so a running API reads the old or the new file, never half of one) and
+    return the key. Raises ``ValueError`` (:class:`KeysFileError`) when the file is invalid,
+    the id is taken or the entry is not valid."""
+    file = Path(path)
+    raw = file.read_bytes() if file.exists() else b'{"keys": []}'
+    parse_keys_file(raw, path)
+    current = KeysFile.model_validate_json(raw)
+    if any(entry.id == key_id for entry in current.keys):
+        raise KeysFileError(f"{path}: key id {key_id!r} exists already")
+    key = new_key()
+    try:
+        entry = KeyEntry(id=key_id, sha256=hash_key(key), tenant=tenant, services=services)
+    except ValidationError as exc:
+        raise KeysFileError(f"key {key_id!r}: {exc}") from None
+    updated = KeysFile(keys=[*current.keys, entry])
+    text = updated.model_dump_json(indent=2, exclude_none=True) + "\n"
+    temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, file)
+    return key

@@ -50,3 +50,10 @@ class ApiSettings(CommonSettings):
                 raise ValueError(f"{where}: {exc}") from None
             parse_keys_file(raw, where)
         return self
+
+
+class AuditSettings(CommonSettings):
+    """``msgstatus audit``: the audit records from ``since`` (ISO 8601), of one key id or all."""
+
+    since: str = Field(description="ISO 8601 time: list the audit records from it")
+    key: str = Field(default="", description="only the records of this key id")
