@@ -83,8 +83,16 @@ class AuditLog:
                 await task
 
     async def _producer(self) -> AIOKafkaProducer:
+        """A started producer, the topic created; retried until Kafka answers."""
         delay = 0.5
         while True:
+            try:
+                await ensure_audit_topic(self.settings)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("audit topic not reachable yet: %s", exc.__class__.__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
                 acks="all",
@@ -92,27 +100,32 @@ class AuditLog:
                 linger_ms=5,
             )
             try:
-                await ensure_audit_topic(self.settings)
                 await producer.start()
-            except (KafkaError, OSError, TimeoutError) as exc:
+            except BaseException as exc:
                 with contextlib.suppress(Exception):
                     await producer.stop()
-                log.warning("audit topic not reachable yet: %s", exc.__class__.__name__)
+                if not isinstance(exc, (KafkaError, OSError, TimeoutError)):
+                    raise
+                log.warning("audit producer not started: %s", exc.__class__.__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             else:
                 return producer
 
     async def _publish(self) -> None:
+        # The producer starts with the first record: an API that audits nothing (no list
+        # read yet) holds no Kafka connection.
+        first = await self._queue.get()
         producer = await self._producer()
         try:
+            batch = [first]
             while True:
-                batch = [await self._queue.get()]
                 while not self._queue.empty() and len(batch) < 500:
                     batch.append(self._queue.get_nowait())
                 await self._send(producer, batch)
                 if self._queue.empty():
                     self._idle.set()
+                batch = [await self._queue.get()]
         finally:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
