@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Gauge
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from tqdm import tqdm
 
@@ -26,7 +27,7 @@ from projector.batch import process
 from projector.changes import ChangePublisher
 from projector.errors import ReplayRefused
 from projector.settings import ProjectorSettings
-from projector.store import ProjectionStore
+from projector.targets import Store, open_store
 from runtime import redis_client
 from runtime.topics import partition_ids
 
@@ -116,7 +117,12 @@ class Replay:
             target = old if self.in_place else generations.new_generation_id()
             if not self.in_place:
                 await generations.mark_building(redis, target, self.announce_ttl_s)
-            store = ProjectionStore.from_url(self.s.redis_url, target, self.s.retention_ms)
+            writer = SyncRedis.from_url(
+                self.s.redis_url, decode_responses=False, **redis_client.sync_options()
+            )
+            store = await open_store(
+                redis, writer, target, self.s.retention_ms, self.s.projection_buckets
+            )
             count = await self._read_to_end(consumer, redis, store, target)
             switched = False
             if not self.in_place:
@@ -147,7 +153,7 @@ class Replay:
         return starts, ends
 
     async def _read_to_end(
-        self, consumer: AIOKafkaConsumer, redis: Redis, store: ProjectionStore, target: str
+        self, consumer: AIOKafkaConsumer, redis: Redis, store: Store, target: str
     ) -> int:
         starts, ends = await self._positions(consumer)
         todo = {tp for tp in starts if starts[tp] < ends[tp]}

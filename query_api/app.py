@@ -27,7 +27,7 @@ from query_api.reader import Reader
 from query_api.settings import ApiSettings
 from runtime import logs, redis_client
 from runtime.web import READINESS_DETAIL, add_ops_routes, problem_response
-from schemas import keys, problems
+from schemas import problems
 from schemas.audit import Action, AuditRecord, mask_phone
 from schemas.documents import render_history, render_list
 from schemas.problems import Problem, invalid
@@ -169,7 +169,7 @@ def _list_query(
 
 def _by_phone(request: web.Request, scope: Scope) -> ListQuery:
     phone = params.phone_number(request.match_info["phonenumber"])
-    index = keys.phone_index_key(request.app[READER].generation, phone)
+    index = request.app[READER].index_key("p", phone, scope.tenant)
     return _list_query(request, scope, index, "phonenumber", mask_phone(phone))
 
 
@@ -177,7 +177,7 @@ def _by_reference(request: web.Request, scope: Scope) -> ListQuery:
     # From the raw path, so that ``%2F`` inside the key stays part of the key.
     raw = request.raw_path.split("?", 1)[0][len(PREFIX + "/reference/") :]
     key = params.reference_key(raw)
-    index = keys.reference_index_key(request.app[READER].generation, key)
+    index = request.app[READER].index_key("r", key, scope.tenant)
     return _list_query(request, scope, index, "reference", key)
 
 
@@ -241,7 +241,13 @@ async def _reader_ctx(app: web.Application) -> AsyncIterator[None]:
         **redis_client.async_options(settings.redis_timeout_s),
     )
     redis = Redis(connection_pool=pool, decode_responses=False)
-    reader = Reader(redis, settings.generation_poll_s, settings.generation)
+    reader = Reader(
+        redis,
+        settings.retention_ms,
+        settings.generation_poll_s,
+        settings.generation,
+        settings.per_slot_lists,
+    )
     app[READER] = reader
     await reader.start()
     yield

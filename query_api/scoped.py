@@ -6,10 +6,10 @@ reader's bytes pass through untouched. Lists of a service-restricted key are fil
 refilled from the index until the page is full or the index ends, so a page is never short
 while more messages of the scope follow.
 
-The tenant: every message of the projection so far belongs to the tenant its events were
-ingested for; until the projection keys carry the tenant (projection format 2,
-``schemas.layout``), the reader serves one keyspace (docs/operations.md, "Tenants, keys and
-audit").
+The tenant: the projection keeps each tenant's messages, indexes and provider ids under keys
+of their own (projection format 2, ``schemas.layout``: ``Layout(generation, buckets,
+tenant)``), and the reader reads only the key's tenant's, so another tenant's message is
+unknown to it (docs/operations.md, "Tenants, keys and audit").
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _service_of_document(document: bytes) -> str | None:
 
 async def document(reader: Reader, scope: Scope, message_id: str) -> bytes | None:
     """The message's document when it is inside ``scope``, else None."""
-    found = await reader.document(message_id)
+    found = await reader.document(message_id, scope.tenant)
     if found is None or scope.services is None:
         return found
     return found if scope.allows_service(_service_of_document(found)) else None
@@ -51,7 +51,7 @@ async def document(reader: Reader, scope: Scope, message_id: str) -> bytes | Non
 
 async def state(reader: Reader, scope: Scope, message_id: str) -> MessageState | None:
     """The message's fold state (its history) when it is inside ``scope``, else None."""
-    found = await reader.state(message_id)
+    found = await reader.state(message_id, scope.tenant)
     if found is None or scope.services is None:
         return found
     acceptance = found.acceptance
@@ -72,12 +72,14 @@ async def page(
     cursor carries the scope's tag."""
     tag = scope.tag()
     if scope.services is None:
-        joined, cursor = await reader.page(index_key, before_ms, count, after)
+        joined, cursor = await reader.page(index_key, before_ms, count, after, scope.tenant)
         return joined, cursor if cursor is None or not tag else replace(cursor, tag=tag)
     kept: list[bytes] = []
     cursor = after
     for _ in range(MAX_REFILLS):
-        joined, cursor = await reader.page(index_key, before_ms, count - len(kept), cursor)
+        joined, cursor = await reader.page(
+            index_key, before_ms, count - len(kept), cursor, scope.tenant
+        )
         if joined:
             for item in orjson.loads(b"[" + joined + b"]"):
                 reference = item.get("message", {}).get("reference") or {}

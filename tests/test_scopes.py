@@ -35,11 +35,6 @@ from tests.support.kafka_util import read_all
 from tests.support.providers import basic
 from tests.support.stack import Stack, new_stack
 
-PHASE2 = pytest.mark.xfail(
-    strict=True,
-    reason="tenant isolation of the projection's keys: projection format 2 (issue 17 phase 2)",
-)
-
 ACME_KEY = "acme-all-" + uuid.uuid4().hex
 ACME_OTP_KEY = "acme-otp-" + uuid.uuid4().hex
 GLOBEX_KEY = "globex-all-" + uuid.uuid4().hex
@@ -300,7 +295,7 @@ async def test_a_cursor_is_bound_to_the_scope_it_was_made_for(tenants: Tenants) 
     assert (await tenants.get(acme_next, tenants.stack.api_key))[0] == 400
 
 
-# --- tenants apart (the projection keys carry the tenant: phase 2) ---------------------------
+# --- tenants apart (the projection keys carry the tenant) -------------------------------------
 
 
 async def _seed_two_tenants(t: Tenants) -> tuple[str, str, dict[str, list[str]]]:
@@ -324,7 +319,6 @@ async def _seed_two_tenants(t: Tenants) -> tuple[str, str, dict[str, list[str]]]
     return phone, ref, ids
 
 
-@PHASE2
 async def test_two_tenants_with_one_number_and_reference_see_only_their_own(
     tenants: Tenants,
 ) -> None:
