@@ -576,3 +576,139 @@ async def test_change_records_carry_the_messages_tenant(tenants: Tenants) -> Non
             break
         assert time.monotonic() < deadline, "no change record"
     assert {r["tenant"] for r in mine} == {"globex"}
+
+
+# --- the projection keeps tenants apart: provider ids, the sweep, a replay -------------------
+
+
+async def test_provider_receipts_and_the_sweep_stay_within_their_tenant() -> None:
+    """Two tenants' messages with one provider id, number and reference: a receipt by
+    provider id reaches only its own tenant's message, each tenant's index holds only its
+    own, and the expiry sweep visits every tenant's buckets."""
+    from redis import Redis as SyncRedis  # noqa: PLC0415
+    from redis.asyncio import Redis  # noqa: PLC0415
+
+    from projector import generations  # noqa: PLC0415
+    from projector.store import ProjectionStore  # noqa: PLC0415
+    from projector.sweep import sweep_step  # noqa: PLC0415
+    from query_api.reader import Reader  # noqa: PLC0415
+    from tests.factories import record  # noqa: PLC0415
+    from tests.support.stack import REDIS_URL  # noqa: PLC0415
+
+    day = 86_400_000
+    redis = Redis.from_url(REDIS_URL, decode_responses=False)
+    gen = f"tn{uuid.uuid4().hex[:8]}"
+    now = int(time.time() * 1000)
+    try:
+        layout = await generations.layout(redis, gen, 5)
+        assert layout is not None
+        store = ProjectionStore(SyncRedis.from_url(REDIS_URL), layout, day)
+        acme, globex = str(uuid.uuid4()), str(uuid.uuid4())
+        phone = "+4930555222"
+
+        def of(tenant: str, event: EventRecord) -> EventRecord:
+            return event.model_copy(update={"tenant": tenant})
+
+        accept = Status.PROVIDER_ACCEPTANCE
+        await store.apply(
+            [
+                of(
+                    "acme",
+                    record(accept, now - 1000, message_id=acme, phone=phone, received_ms=now),
+                ),
+                of(
+                    "globex",
+                    record(accept, now - 900, message_id=globex, phone=phone, received_ms=now),
+                ),
+            ]
+        )
+        delivered = record(Status.DELIVERED, now - 500, received_ms=now).model_copy(
+            update={"message_id": None, "provider": record(accept, 0).provider}
+        )
+        await store.apply([of("acme", delivered)])
+        reader = Reader(redis, day, pinned=gen)
+        await reader.start()
+
+        async def status(mid: str, tenant: str) -> str | None:
+            doc = await reader.document(mid, tenant)
+            return None if doc is None else orjson.loads(doc)["message"]["status"]
+
+        assert await status(acme, "acme") == "DELIVERED"
+        assert await status(globex, "globex") == "PROVIDER_ACCEPTANCE"
+        assert await status(acme, "globex") is None
+        assert await status(globex, DEFAULT_TENANT) is None
+        for tenant, mid in (("acme", acme), ("globex", globex)):
+            joined, _ = await reader.page(
+                reader.index_key("p", phone, tenant), now + 1, 10, None, tenant
+            )
+            assert [m["message"]["id"] for m in orjson.loads(b"[" + joined + b"]")] == [mid]
+        assert await reader.page(reader.index_key("p", phone), now + 1, 10, None) == (b"", None)
+        # Three days later both have expired: the sweep removes them from both tenants.
+        removed = sweep_step(store, 5, now + 3 * day)
+        assert removed == 2
+        assert await store_has(redis, store.layout_of("acme").message_key(acme), acme) is False
+        assert await redis.zcard(store.layout_of("globex").phone_index_key(phone)) == 0
+    finally:
+        await generations.delete(redis, gen)
+        await redis.aclose()
+
+
+async def store_has(redis: Any, key: str, field: str) -> bool:
+    return bool(await redis.hexists(key, field))
+
+
+async def test_a_replay_keeps_tenants_apart() -> None:
+    """The log of two tenants replayed into a new generation: each tenant's reads there
+    see only its own messages."""
+    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+    from redis.asyncio import Redis  # noqa: PLC0415
+
+    from projector import generations  # noqa: PLC0415
+    from projector.replay import Replay  # noqa: PLC0415
+    from projector.settings import ProjectorSettings  # noqa: PLC0415
+    from query_api.reader import Reader  # noqa: PLC0415
+    from runtime.topics import ensure_topics  # noqa: PLC0415
+    from schemas.events import record_key  # noqa: PLC0415
+    from tests.factories import record  # noqa: PLC0415
+    from tests.support.stack import KAFKA, REDIS_URL  # noqa: PLC0415
+
+    url = REDIS_URL.rsplit("/", 1)[0] + "/5"  # a database of this test's own
+    redis = Redis.from_url(url, decode_responses=False)
+    await redis.flushdb()
+    settings = ProjectorSettings(
+        kafka_bootstrap_servers=KAFKA,
+        redis_url=url,
+        topic=f"test-replay-tenants-{uuid.uuid4().hex[:8]}",
+        topic_partitions=2,
+        metrics_port=0,
+    )
+    await ensure_topics(settings)
+    phone, now = "+4930555333", int(time.time() * 1000)
+    ids = {"acme": str(uuid.uuid4()), "globex": str(uuid.uuid4())}
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all")
+    await producer.start()
+    try:
+        for tenant, mid in ids.items():
+            event = record(
+                Status.PROVIDER_ACCEPTANCE, now - 1000, message_id=mid, phone=phone, received_ms=now
+            ).model_copy(update={"tenant": tenant})
+            await producer.send_and_wait(settings.topic, event.to_json(), key=record_key(event))
+    finally:
+        await producer.stop()
+    try:
+        result = await Replay(settings, grace_s=0.2).run()
+        assert result.records == 2
+        reader = Reader(redis, settings.retention_ms)
+        await reader.start()
+        await reader.stop()
+        assert reader.generation == result.generation
+        for tenant, mid in ids.items():
+            joined, _ = await reader.page(
+                reader.index_key("p", phone, tenant), now + 1, 10, None, tenant
+            )
+            assert [m["message"]["id"] for m in orjson.loads(b"[" + joined + b"]")] == [mid]
+            other = next(m for t, m in ids.items() if t != tenant)
+            assert await reader.document(other, tenant) is None
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
