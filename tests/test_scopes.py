@@ -663,7 +663,6 @@ async def test_a_replay_keeps_tenants_apart() -> None:
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
     from redis.asyncio import Redis  # noqa: PLC0415
 
-    from projector import generations  # noqa: PLC0415
     from projector.replay import Replay  # noqa: PLC0415
     from projector.settings import ProjectorSettings  # noqa: PLC0415
     from query_api.reader import Reader  # noqa: PLC0415
