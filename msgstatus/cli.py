@@ -41,7 +41,9 @@ def _ingest(argv: Sequence[str]) -> None:
     from runtime.web import run  # noqa: PLC0415
 
     settings = IngestSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus ingest")  # type: ignore[call-arg]
-    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
+    # Every tenant's credentials are masked in the logs, not only the default tenant's.
+    secrets = [s for tenant in settings.tenants().values() for s in secrets_of(tenant)]
+    logs.configure(settings.log_level, settings.log_format, secrets)
     run(create_app(settings), settings.host, settings.ingest_port, settings.shutdown_timeout_s)
 
 
