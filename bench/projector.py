@@ -130,8 +130,8 @@ def check_generation(redis_url: str, generation: str, messages: Sequence[Message
             raise BenchError(f"message {msg.message_id} is not DELIVERED in {generation}")
 
 
-def run_replay(ctx: Ctx, topic: str, generation: str) -> tuple[int, float]:
-    """Replay the topic into ``generation``; returns (records, seconds)."""
+def run_replay(ctx: Ctx, topic: str, generation: str, workers: int = 1) -> tuple[int, float]:
+    """Replay the topic into ``generation`` with ``workers`` processes; (records, seconds)."""
     settings = ProjectorSettings(
         kafka_bootstrap_servers=ctx.kafka,
         redis_url=ctx.redis_url,
@@ -140,8 +140,21 @@ def run_replay(ctx: Ctx, topic: str, generation: str) -> tuple[int, float]:
         metrics_port=0,
         log_level="WARNING",
     )
-    result = asyncio.run(Replay(settings, in_place=True, grace_s=0).run())
+    result = asyncio.run(Replay(settings, in_place=True, grace_s=0, workers=workers).run())
     return result.records, result.seconds
+
+
+def checked_replay(
+    ctx: Ctx, topic: str, generation: str, messages: Sequence[Message], total: int, *, workers: int
+) -> tuple[int, float]:
+    """Replay with ``workers`` processes, check the generation, drop it; (records, seconds)."""
+    n, seconds = run_replay(ctx, topic, generation, workers)
+    if n != total:
+        raise BenchError(f"replay (workers={workers}) applied {n} records, wanted {total}")
+    check_generation(ctx.redis_url, generation, messages)
+    ctx.log(f"{NAME}: replay, {workers} worker(s): {n} records in {seconds:.1f}s")
+    drop_generation(ctx.redis_url, generation)
+    return n, seconds
 
 
 async def bare_consume(kafka: str, topic: str, total: int, batch: int) -> float:
@@ -267,13 +280,12 @@ def run(ctx: Ctx) -> list[Row]:
         ctx.log(f"{NAME}: produced {len(items)} records in {time.monotonic() - started:.1f}s")
         batch = ProjectorSettings().batch_max_records
         bare_s = [asyncio.run(bare_consume(ctx.kafka, topic, len(items), batch))]
-        replay_n, replay_s = run_replay(ctx, topic, gen_replay)
-        if replay_n != len(items):
-            raise BenchError(f"replay applied {replay_n} records, wanted {len(items)}")
-        check_generation(ctx.redis_url, gen_replay, messages)
+        replay_n, replay_s = checked_replay(ctx, topic, gen_replay, messages, len(items), workers=1)
         replay_rate = replay_n / replay_s
-        ctx.log(f"{NAME}: replay {replay_n} records in {replay_s:.1f}s = {replay_rate:,.0f}/s")
-        drop_generation(ctx.redis_url, gen_replay)
+        replay2_n, replay2_s = checked_replay(
+            ctx, topic, gen_replay, messages, len(items), workers=2
+        )
+        replay2_rate = replay2_n / replay2_s
         live_n, live_s = run_live(ctx, topic, gen_live, len(items))
         check_generation(ctx.redis_url, gen_live, messages)
         live_rate = live_n / live_s
@@ -293,6 +305,7 @@ def run(ctx: Ctx) -> list[Row]:
         "records": len(items),
         "messages": count,
         "replay": {"records": replay_n, "seconds": replay_s},
+        "replay_2_workers": {"records": replay2_n, "seconds": replay2_s},
         "live": {"records": live_n, "seconds": live_s},
         "faust": None if faust is None else {"records": faust[0], "seconds": faust[1]},
         "bare": {"records": len(items), "seconds": bare_s},
@@ -340,6 +353,18 @@ def run(ctx: Ctx) -> list[Row]:
             replay_rate / bare_rate >= 0.3,
             note=bare_note,
             data=data,
+        ),
+        Row(
+            NAME,
+            f"replay --workers 2 into an empty generation, events/s ({len(items):,} events)",
+            fmt_num(replay2_rate),
+            fmt_num(bare_rate) + " (bare consumer)",
+            fmt_ratio(replay2_rate / bare_rate),
+            ">= 0.3x",
+            replay2_rate / bare_rate >= 0.3,
+            note=f"two processes, partitions dealt between them; {replay2_rate / replay_rate:.2f}x "
+            "the one-process replay of the same run (this machine has 2 cores, shared with "
+            "Kafka and Redis)",
         ),
         Row(
             NAME,

@@ -36,10 +36,12 @@ class ReplaySettings(ProjectorSettings):
 
     ``since``: ISO 8601 time to start from (default: the whole log); ``in_place``: catch the
     served generation up instead of building a new one; ``grace_s``: seconds between the
-    switch and deleting the old generation (readers finish with it).
+    switch and deleting the old generation (readers finish with it); ``workers``: processes
+    that fold disjoint partitions side by side (up to the topic's partition count).
     """
 
     since: str | None = None
+    workers: int = Field(default=1, ge=1, le=64)
     in_place: bool = False
     grace_s: float = Field(default=5.0, ge=0)
     # Off by default: a replay often runs beside a projector, which has 9108.
