@@ -4,9 +4,10 @@
 (time, endpoint host, HTTP status, latency, error class; never a response body);
 ``POST /api/messagestatus/{messageid}/deliveries/resend``: queue the last delivery of each
 endpoint again (202 with the count). Both read the notifier's state through its contract
-(schemas.deliveries) and need an ``X-Api-Key`` like every read (docs/push.md); a message
-outside the key's scope, or unknown, is a 404 (schemas.tenancy). Calls from the support desk
-are audited.
+(schemas.deliveries) and need an ``X-Api-Key`` like every read (docs/push.md). A message
+outside the key's scope (schemas.tenancy) answers exactly as an unknown id does here: no
+deliveries (200 with none; a resend queues 0), and nothing of its state is read. Calls from
+the support desk are audited.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ FORBIDDEN = Problem.of(problems.FORBIDDEN, "the X-Api-Key header is missing or n
 UNAVAILABLE = Problem.of(
     problems.STORE_UNAVAILABLE, "the status store is not reachable; retry shortly"
 )
-UNKNOWN_ID = Problem.of(problems.NOT_FOUND, "no message with this id")
 
 Caller = Callable[[web.Request], ApiKey | None]
 Visible = Callable[[web.Request, Scope, str], Awaitable[bool]]
@@ -48,7 +48,9 @@ NAMESPACE = web.AppKey("deliveries_namespace", str)
 TTL_MS = web.AppKey("deliveries_ttl_ms", int)
 
 
-async def _guarded(request: web.Request, action: Action) -> tuple[str, Redis] | web.Response:
+async def _guarded(request: web.Request, action: Action) -> tuple[str, Redis | None] | web.Response:
+    """The message id and the Redis client to read its deliveries with (None: the message is
+    not in the key's scope, so it has none to show), or the error response."""
     key = request.app[CALLER](request)
     if key is None:
         return problem_response(FORBIDDEN, request)
@@ -61,9 +63,7 @@ async def _guarded(request: web.Request, action: Action) -> tuple[str, Redis] | 
         return problem_response(UNAVAILABLE, request, **{"Retry-After": "1"})
     if request.headers.get("X-Msgstatus-Client") == "desk":
         request.app[AUDIT](request, key, action, message_id, int(visible))
-    if not visible:
-        return problem_response(UNKNOWN_ID, request)
-    return message_id, request.app[REDIS_OF](request.app)
+    return message_id, request.app[REDIS_OF](request.app) if visible else None
 
 
 async def get_deliveries(request: web.Request) -> web.Response:
@@ -72,6 +72,9 @@ async def get_deliveries(request: web.Request) -> web.Response:
     if isinstance(found, web.Response):
         return found
     message_id, redis = found
+    if redis is None:
+        document = {"messageId": message_id, "endpoints": [], "attempts": []}
+        return web.Response(body=orjson.dumps(document), content_type="application/json")
     try:
         document = await deliveries.read_deliveries(redis, request.app[NAMESPACE], message_id)
     except (RedisError, OSError):
@@ -85,6 +88,9 @@ async def post_resend(request: web.Request) -> web.Response:
     if isinstance(found, web.Response):
         return found
     message_id, redis = found
+    if redis is None:
+        body = orjson.dumps({"messageId": message_id, "queued": 0})
+        return web.Response(status=202, body=body, content_type="application/json")
     try:
         queued = await deliveries.resend(
             redis,
