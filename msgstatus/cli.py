@@ -80,7 +80,15 @@ def _replay(argv: Sequence[str]) -> None:
     if settings.metrics_port:  # msgstatus_replay_progress_ratio for a dashboard
         from prometheus_client import start_http_server  # noqa: PLC0415
 
-        start_http_server(settings.metrics_port, addr=settings.host)
+        try:
+            start_http_server(settings.metrics_port, addr=settings.host)
+        except OSError as exc:
+            sys.stderr.write(
+                f"msgstatus replay: cannot serve metrics on {settings.host}:"
+                f"{settings.metrics_port} ({exc.strerror}); choose a free --metrics-port, or "
+                "0 for none (a projector on this host already has the default)\n"
+            )
+            raise SystemExit(2) from None
     replay = Replay(
         settings,
         since_ms=since,

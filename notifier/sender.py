@@ -106,4 +106,9 @@ class Sender:
         except TimeoutError:
             return Result(None, (time.perf_counter() - started) * 1000, "Timeout")
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
-            return Result(None, (time.perf_counter() - started) * 1000, type(exc).__name__)
+            # A URL the client cannot dial now never becomes dialable: no retries for ~3 days.
+            invalid = isinstance(exc, aiohttp.InvalidUrlClientError)
+            if invalid:
+                log.warning("refused delivery %s: %s", delivery.webhook_id, exc)
+            elapsed = (time.perf_counter() - started) * 1000
+            return Result(None, elapsed, type(exc).__name__, refused=invalid)

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from projector.errors import GenerationError
 from schemas import keys
 from schemas.layout import DEFAULT_BUCKETS, FORMAT, Layout, is_legacy, meta_key
+from schemas.rebuild import rebuild_key
 
 SWITCH = """
 -- KEYS[1] the generation pointer, KEYS[2] the positions of format-1 generation 0.
@@ -117,6 +118,8 @@ async def delete(redis: Redis, generation: str, batch: int = 1000) -> int:
             chunk.clear()
     if chunk:
         removed += int(await redis.unlink(*chunk))
+    # Its rebuild marker lives outside its key pattern (the API reads it by name).
+    removed += int(await redis.unlink(rebuild_key(generation)))
     return removed
 
 

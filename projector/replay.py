@@ -35,7 +35,8 @@ from projector.changes import ChangePublisher
 from projector.errors import ReplayRefused
 from projector.settings import ProjectorSettings
 from projector.targets import Store, open_store
-from runtime import redis_client
+from runtime import logs, redis_client
+from runtime.redact import secrets_of
 from runtime.topics import partition_ids
 
 log = logging.getLogger(__name__)
@@ -318,7 +319,7 @@ def _worker_main(
     counter: Synchronized[int],
 ) -> None:
     """A replay worker process: fold ``spans`` into ``target``, counting into ``counter``."""
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
 
     def advance(n: int) -> None:
         with counter.get_lock():

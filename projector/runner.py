@@ -13,6 +13,7 @@ import functools
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -79,11 +80,18 @@ class Healer:
                 )
             await self._rebuild(store, lost)
 
-    async def check(self, store: Store) -> None:
-        """Every few seconds, look for recorded positions that vanished (idle partitions)."""
+    async def check(self, store: Store, still_served: Callable[[], Awaitable[bool]]) -> bool:
+        """Every few seconds, look for recorded positions that vanished (idle partitions).
+
+        Returns False, and rebuilds nothing, when ``store``'s generation is no longer the one
+        to write (a replay switched to another and deletes this one: its positions vanish
+        because it is gone, not because Redis lost them)."""
         if time.monotonic() - self._checked < self.CHECK_EVERY_S:
-            return
+            return True
         self._checked = time.monotonic()
+        if not await still_served():
+            self.recorded = {(g, p) for g, p in self.recorded if g != store.generation}
+            return False
         mine = [p for g, p in self.recorded if g == store.generation]
         if mine:
             lost = await until_done(
@@ -93,6 +101,7 @@ class Healer:
                 await self._rebuild(store, lost)
         if self.tracker is not None:  # after marking lost partitions: never an empty marker
             await self.tracker.keep_present(store.generation)
+        return True
 
     async def _rebuild(self, store: Store, lost: list[int]) -> None:
         log.warning("the projection lost partitions %s; rebuilding them from the log", lost)
@@ -186,8 +195,19 @@ class Projector:
             if resume.fatal is not None:
                 raise resume.fatal
             if served:
-                await healer.check(stores[served])
-                await self._sweep(stores[served])
+
+                async def still_served(current: str = served) -> bool:
+                    names = await until_done(
+                        functools.partial(generations.targets, redis, s.generation),
+                        s.redis_retry_max_s,
+                    )
+                    return names[0] == current
+
+                if await healer.check(stores[served], still_served):
+                    await self._sweep(stores[served])
+                else:
+                    log.info("generation %s is no longer served", served)
+                    served = ""
             records = [r for rs in batch.values() for r in rs]
             if not records:
                 continue

@@ -18,6 +18,13 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+_NUMBER_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*", re.IGNORECASE)
+"""A host whose last label is a number is an IPv4 address to the WHATWG URL standard
+("ends in a number"), whatever its other labels."""
+_DOTTED_QUAD = re.compile(
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
+)
+
 HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
 """An HTTP header name (RFC 9110 token)."""
 
@@ -69,4 +76,13 @@ class WebhookConfig(BaseModel):
             raise ValueError("an absolute https URL, e.g. https://hooks.example.com/status")
         if parts.username or parts.password:
             raise ValueError("credentials in the URL are not allowed: use authentication")
+        try:
+            parts.port  # noqa: B018 - raises for a port out of range or not a number
+        except ValueError:
+            raise ValueError("the port must be a number from 1 to 65535") from None
+        last = parts.hostname.rstrip(".").rsplit(".", 1)[-1]
+        if _NUMBER_LABEL.fullmatch(last) and not _DOTTED_QUAD.fullmatch(parts.hostname):
+            # 2130706433, 0x7f.1, 127.1: IPv4 addresses in spellings that HTTP clients read
+            # differently (the WHATWG URL standard makes them 127.0.0.1; aiohttp refuses them).
+            raise ValueError("an IPv4 address is written as four decimal numbers, a.b.c.d")
         return value

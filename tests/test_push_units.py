@@ -170,6 +170,32 @@ def test_changes_come_from_the_batch_that_holds_the_status() -> None:
     assert changes_topic("t1") == "t1.changes"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://2130706433:38297/ok",  # 127.0.0.1 to a WHATWG parser
+        "https://0x7f.1/x",
+        "https://127.1/x",
+        "https://1.2.3.04/x",
+        "https://hooks.example.com:99999/x",
+    ],
+)
+def test_webhook_urls_with_other_spellings_of_ipv4_or_bad_ports_are_refused(url: str) -> None:
+    """Numeric hosts other than a.b.c.d, read differently by different HTTP clients (and not
+    dialled by ours), and ports out of range are a 400 at ingest, not retries for days."""
+    with pytest.raises(ValidationError):
+        WebhookConfig(url=url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://1.2.3.4/x", "https://cafe.de/x", "https://deadbeef/x", "https://[2001:db8::1]/x"],
+)
+def test_webhook_urls_with_dotted_quads_and_hex_looking_names_pass(url: str) -> None:
+    """A dotted quad, and names whose last label is not a number, are ordinary hosts."""
+    assert WebhookConfig(url=url).url == url
+
+
 def test_webhook_config_rejects_credentials_in_the_url() -> None:
     """user:password@ in a push URL is refused: authentication carries credentials."""
     with pytest.raises(ValidationError):

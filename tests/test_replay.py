@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,8 +16,10 @@ from prometheus_client import REGISTRY
 from projector import generations
 from projector.errors import GenerationError, ReplayRefused
 from projector.replay import Replay
+from projector.runner import Healer
 from projector.settings import ProjectorSettings
 from schemas import keys
+from schemas.rebuild import rebuild_key
 from tests.factories import acceptance, receipt
 from tests.support.stack import REDIS_URL, Stack, new_stack
 from tests.test_store_redis import snapshot
@@ -254,3 +257,23 @@ async def test_replay_refuses_to_switch_when_the_served_generation_changed(live:
     finally:
         await generations.switch(live.redis, other, served)
         await generations.delete(live.redis, built[0])
+
+
+async def test_a_live_projector_leaves_a_replaced_generation_alone(
+    live: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a replay switched generations and deleted the old one, the idle live projector
+    neither takes the vanished positions for lost data (no rebuild from the log) nor writes
+    the old generation's rebuild marker again; the marker went with the generation."""
+    await load(live, 3)
+    old = await generations.served(live.redis)
+    with caplog.at_level(logging.INFO):
+        result = await Replay(replay_settings(live), grace_s=0.2).run()
+        await asyncio.sleep(Healer.CHECK_EVERY_S * 2.5)  # two checks of the idle projector
+    assert result.switched
+    assert "lost partitions" not in caplog.text
+    assert await live.redis.exists(rebuild_key(old)) == 0
+    assert [k async for k in live.redis.scan_iter(match=keys.generation_pattern(old))] == []
+    late = str(uuid.uuid4())
+    await live.post(acceptance(late))
+    await live.wait_for_status(late, "PROVIDER_ACCEPTANCE")
