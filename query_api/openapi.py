@@ -89,6 +89,41 @@ _LIST_PARAMS: list[dict[str, Any]] = [
     },
 ]
 
+_DELIVERIES: dict[str, Any] = {
+    "type": "object",
+    "required": ["messageId", "endpoints", "attempts"],
+    "properties": {
+        "messageId": {"type": "string", "format": "uuid"},
+        "endpoints": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["endpoint", "state", "sequence", "attempts", "nextAttemptAt"],
+                "properties": {
+                    "endpoint": {"type": "string"},
+                    "state": {
+                        "type": "string",
+                        "description": "pending, delivered, dead (retries exhausted or the "
+                        "address refused) or gone (the endpoint answered 410)",
+                    },
+                    "sequence": {"type": "integer"},
+                    "status": {"type": "string"},
+                    "attempts": {"type": "integer", "minimum": 0},
+                    "nextAttemptAt": {
+                        "type": ["integer", "null"],
+                        "description": "Epoch ms when a pending delivery is due; null otherwise.",
+                    },
+                },
+            },
+        },
+        "attempts": {
+            "type": "array",
+            "description": "The latest attempts, newest first.",
+            "items": {"type": "object"},
+        },
+    },
+}
+
 _COMMON_ERRORS = {
     "400": _problem_ref("A parameter is invalid; the problem document names it."),
     "403": _problem_ref("The API key is missing or invalid."),
@@ -214,6 +249,15 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                 },
+                "Deliveries": _DELIVERIES,
+                "Resend": {
+                    "type": "object",
+                    "required": ["messageId", "queued"],
+                    "properties": {
+                        "messageId": {"type": "string", "format": "uuid"},
+                        "queued": {"type": "integer", "minimum": 0},
+                    },
+                },
                 "Problem": PROBLEM_SCHEMA,
             },
         },
@@ -236,6 +280,31 @@ def openapi_document() -> dict[str, Any]:
                     "404": _problem_ref("No message with this id in the key's scope."),
                 },
             ),
+            "/api/messagestatus/{messageid}/deliveries": _get(
+                "Push deliveries of the message: per endpoint its state, and the latest "
+                "attempts, newest first (docs/push.md)",
+                [_MESSAGE_ID],
+                {
+                    "200": _json(
+                        "The deliveries; none for a message without push, unknown, or "
+                        "outside the key's scope.",
+                        "Deliveries",
+                    ),
+                    **_COMMON_ERRORS,
+                },
+            ),
+            "/api/messagestatus/{messageid}/deliveries/resend": {
+                "post": {
+                    "summary": "Queue the last delivery of each endpoint again, with a new "
+                    "webhook-id; endpoints with a delivery still pending are left alone",
+                    "security": [{"ApiKey": []}],
+                    "parameters": [_MESSAGE_ID],
+                    "responses": {
+                        "202": _json("How many deliveries were queued (0 for none).", "Resend"),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
             "/api/messagestatus/phonenumber/{phonenumber}": _get(
                 "Latest messages sent to a phone number",
                 [
