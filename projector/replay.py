@@ -99,9 +99,7 @@ class Replay:
     async def run(self) -> ReplayResult:
         """Rebuild, switch and clean up; see the module docstring."""
         started = time.monotonic()
-        redis = Redis.from_url(
-            self.s.redis_url, decode_responses=False, **redis_client.async_options()
-        )
+        redis = redis_client.async_client(self.s.redis_url)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.s.kafka_bootstrap_servers,
             enable_auto_commit=False,

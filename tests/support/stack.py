@@ -28,6 +28,7 @@ from projector.runner import Projector
 from projector.settings import ProjectorSettings
 from query_api.app import create_app as create_api
 from query_api.settings import ApiSettings
+from runtime import redis_client
 from schemas import keys
 from tests.factories import new_secret, sign
 
@@ -189,7 +190,7 @@ class Stack:
     async def start(self, *, projector: bool = True, **ingest_overrides: Any) -> Stack:
         """Start the services (ingest on a free port, API on a free port, projector task)."""
         self.http = aiohttp.ClientSession()
-        self.redis = Redis.from_url(self.redis_url, decode_responses=False)
+        self.redis = redis_client.async_client(self.redis_url)
         ingest = create_ingest(
             IngestSettings(
                 **self.common(),
