@@ -33,7 +33,75 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, ClusterPipeline
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
+from redis.typing import EncodableT
+
+
+class ClusterUnavailableError(RedisConnectionError):
+    """The cluster could not serve a command now: no node reachable, slots without a master
+    (``CLUSTERDOWN``, a failover under way), redirections that did not settle within the
+    client's retries. A ``ConnectionError``, so every caller that survives an unreachable
+    Redis (503, the projector's batch retry) survives these too."""
+
+
+_OUTAGE = (ClusterDownError, TryAgainError, AskError, SlotNotCoveredError)
+"""Cluster errors that a later retry cures (``AskError`` covers ``MovedError``)."""
+
+
+def _outage(exc: Exception) -> bool:
+    # redis-py raises the bare RedisClusterException when no seed answers or slots are
+    # uncovered; its subclasses (cross-slot transactions, ...) are mistakes, not outages.
+    return isinstance(exc, _OUTAGE) or type(exc) is RedisClusterException
+
+
+class _AsyncCluster(AsyncRedisCluster):
+    """``RedisCluster`` whose outage errors are :class:`ClusterUnavailableError`."""
+
+    async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except Exception as exc:
+            if _outage(exc):
+                raise ClusterUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+            raise
+
+    def pipeline(
+        self, transaction: Any | None = None, shard_hint: Any | None = None
+    ) -> AsyncClusterPipeline:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        return _AsyncClusterPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _AsyncClusterPipeline(AsyncClusterPipeline):
+    async def execute(
+        self, raise_on_error: bool = True, allow_redirections: bool = True
+    ) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except Exception as exc:
+            if _outage(exc):
+                raise ClusterUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+            raise
+
+
+class _SyncCluster(redis.RedisCluster):
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            if _outage(exc):
+                raise ClusterUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+            raise
+
 
 HEALTH_CHECK_INTERVAL_S = 5
 """A connection idle this long is PINGed before use, so a dead one is replaced quietly."""
@@ -130,7 +198,7 @@ def async_client(
     """
     if is_cluster_url(url):
         c = parse_cluster_url(url)
-        cluster = AsyncRedisCluster(
+        cluster = _AsyncCluster(
             startup_nodes=[AsyncClusterNode(host, port) for host, port in c.nodes],
             username=c.username,
             password=c.password,
@@ -152,14 +220,19 @@ def sync_client(url: str) -> redis.Redis:
     """The synchronous client of ``url`` (bytes replies); a ``RedisCluster`` for a cluster URL."""
     if is_cluster_url(url):
         c = parse_cluster_url(url)
-        cluster = redis.RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in c.nodes],  # type: ignore[no-untyped-call]
-            username=c.username,
-            password=c.password,
-            ssl=c.tls,
-            decode_responses=False,
-            **sync_options(),
-        )
+        try:
+            cluster = _SyncCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in c.nodes],  # type: ignore[no-untyped-call]
+                username=c.username,
+                password=c.password,
+                ssl=c.tls,
+                decode_responses=False,
+                **sync_options(),
+            )
+        except Exception as exc:  # it connects at once: no seed answering is an outage too
+            if _outage(exc):
+                raise ClusterUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+            raise
         return cast(redis.Redis, cluster)
     return redis.Redis.from_url(url, decode_responses=False, **sync_options())
 
