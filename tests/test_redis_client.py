@@ -41,9 +41,8 @@ def test_bad_cluster_urls_are_refused_naming_the_setting(url: str) -> None:
 
 
 def test_single_node_urls_stay_the_default() -> None:
-    settings = ApiSettings()
-    assert settings.redis_url == "redis://127.0.0.1:6379/0"
-    assert not settings.redis_cluster
+    assert ApiSettings.model_fields["redis_url"].default == "redis://127.0.0.1:6379/0"
+    assert not ApiSettings(redis_url="redis://127.0.0.1:6379/0").redis_cluster
     assert ApiSettings(redis_url="rediss://h:6380/2").redis_url == "rediss://h:6380/2"
     assert ApiSettings(redis_url="redis+cluster://h:7001").redis_cluster
     with pytest.raises(ValidationError, match="redis_url"):
