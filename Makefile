@@ -7,7 +7,8 @@
 #   make test        check, then pytest against a real Kafka and Redis (started and stopped here)
 #                    and the support desk in Debian's chromium (installed when run as root)
 #   make test-cluster  the fault tests (tests/cluster, docs/reliability.md) against a
-#                    three-broker Kafka (.ci/kafka-cluster.sh) and a Redis, started and stopped here
+#                    three-broker Kafka (.ci/kafka-cluster.sh), a Redis and a Redis Cluster of three
+#                    masters and three replicas (.ci/redis-cluster.sh), started and stopped here
 #   make bench       python -m bench (its own Kafka and Redis on 39092/6381; docs/benchmarks.md)
 
 PY ?= python3
@@ -24,7 +25,10 @@ MSGSTATUS_CACHE ?= $(CURDIR)/.cache
 # make test-cluster: node N of the cluster listens on base+N (controller base+10+N).
 KAFKA_CLUSTER_BASE_PORT ?= 29100
 CLUSTER_REDIS_PORT ?= 6399
-export KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT MSGSTATUS_CACHE KAFKA_CLUSTER_BASE_PORT
+# Redis Cluster node N (1-6) listens on base+N.
+REDIS_CLUSTER_BASE_PORT ?= 29200
+export KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT MSGSTATUS_CACHE KAFKA_CLUSTER_BASE_PORT \
+  REDIS_CLUSTER_BASE_PORT
 
 # `make test` and `make run` record what they start in their own state files, so their
 # infra-down stops only that, never a Kafka/Redis brought up by someone else.
@@ -80,17 +84,21 @@ test: venv check
 	exit $$rc
 
 # Like `test`, against three brokers: tests/cluster is collected only with
-# MSGSTATUS_CLUSTER_TESTS=1, so `make test` never runs it. The cluster and this Redis are
-# stopped in every case, Ctrl-C included.
-CLUSTER_DOWN := bash .ci/kafka-cluster.sh down; REDIS_PORT=$(CLUSTER_REDIS_PORT) bash .ci/redis.sh stop
+# MSGSTATUS_CLUSTER_TESTS=1, so `make test` never runs it. The tests that need a Redis Cluster
+# find it in MSGSTATUS_TEST_REDIS_CLUSTER_URL. Both clusters and this Redis are stopped in
+# every case, Ctrl-C included.
+CLUSTER_DOWN := bash .ci/kafka-cluster.sh down; REDIS_PORT=$(CLUSTER_REDIS_PORT) bash .ci/redis.sh stop; \
+  bash .ci/redis-cluster.sh down
 test-cluster: venv
 	@set +e; \
 	trap '$(CLUSTER_DOWN); exit 130' INT TERM; \
-	bash .ci/kafka-cluster.sh up && REDIS_PORT=$(CLUSTER_REDIS_PORT) bash .ci/redis.sh start; rc=$$?; \
+	bash .ci/kafka-cluster.sh up && REDIS_PORT=$(CLUSTER_REDIS_PORT) bash .ci/redis.sh start && \
+	  bash .ci/redis-cluster.sh up; rc=$$?; \
 	if [ $$rc -eq 0 ]; then \
 	  MSGSTATUS_CLUSTER_TESTS=1 \
 	  MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS=$$(bash .ci/kafka-cluster.sh bootstrap) \
 	  MSGSTATUS_REDIS_URL=redis://127.0.0.1:$(CLUSTER_REDIS_PORT)/0 \
+	  MSGSTATUS_TEST_REDIS_CLUSTER_URL=$$(bash .ci/redis-cluster.sh urls) \
 	  $(BIN)/pytest tests/cluster --basetemp=$(MSGSTATUS_CACHE)/test-cluster $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test-cluster: pytest collected no tests (exit 5): failing" >&2; fi; \
 	else \
