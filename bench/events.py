@@ -14,14 +14,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis as AsyncRedis
 from standardwebhooks.webhooks import Webhook
 
+from projector import generations
 from projector.store import ProjectionStore
+from schemas import packed
 from schemas.events import EventRecord
+from schemas.layout import DEFAULT_BUCKETS
 
 DAY_MS = 86_400_000
 
@@ -151,43 +154,42 @@ def records(msg: Message, received_ms: int | None = None) -> tuple[EventRecord, 
     return acc, rec
 
 
-def projection_store(redis_url: str, generation: str) -> ProjectionStore:
-    """The projector's own store for ``generation`` (90-day retention, as by default).
-
-    The store's constructor has taken an asyncio client and, later, a synchronous one; the
-    ``from_url`` factory, where it exists, picks the right client itself.
-    """
-    retention = 90 * DAY_MS
-    factory = getattr(ProjectionStore, "from_url", None)
-    if factory is not None:
-        return cast(ProjectionStore, factory(redis_url, generation, retention))
-    client: Any = AsyncRedis.from_url(redis_url, decode_responses=False)  # the older API
-    return ProjectionStore(client, generation, retention)
+async def projection_store(
+    redis_url: str, generation: str, buckets: int = DEFAULT_BUCKETS
+) -> ProjectionStore:
+    """The projector's own store for a new format-2 ``generation`` (90-day retention)."""
+    conn = AsyncRedis.from_url(redis_url, decode_responses=False)
+    try:
+        layout = await generations.layout(conn, generation, buckets)
+    finally:
+        await conn.aclose()
+    assert layout is not None, "a format-2 generation name"
+    return ProjectionStore.from_url(redis_url, layout, 90 * DAY_MS)
 
 
 async def load_projection(
-    redis_url: str, generation: str, messages: Sequence[Message], batch: int = 1000
+    redis_url: str,
+    generation: str,
+    messages: Sequence[Message],
+    batch: int = 1000,
+    buckets: int = DEFAULT_BUCKETS,
 ) -> None:
     """Write messages into a projection generation through the real projector code path
     (:meth:`projector.store.ProjectionStore.apply`): acceptances of a batch first, then their
     DELIVERED receipts in a second apply, as a live projector would see them."""
-    store = projection_store(redis_url, generation)
+    store = await projection_store(redis_url, generation, buckets)
     for start in range(0, len(messages), batch):
         pairs = [records(m) for m in messages[start : start + batch]]
         report = await store.apply([a for a, _ in pairs])
         if report.refusals:
             raise RuntimeError(f"the projection refused events: {report.refusals[:3]}")
         await store.apply([r for _, r in pairs])
-    close = getattr(store.redis, "aclose", None) or getattr(store.redis, "close", None)
-    if close is not None:
-        result = close()
-        if hasattr(result, "__await__"):
-            await result
+    store.redis.close()
 
 
-def document_of(raw: bytes) -> bytes:
-    """The read API document part of a stored message value."""
-    return raw.split(b"\n", 1)[0]
+def document_of(message_id: str, raw: bytes) -> bytes:
+    """The read API document of a stored message value."""
+    return packed.document(message_id, raw, 0) or b""
 
 
 def dumps(obj: Any) -> bytes:

@@ -1,12 +1,15 @@
 """Redis memory per message with two events (acceptance with a reference and a phone, then
 DELIVERED), written by the projector's own code (``ProjectionStore.apply``).
 
+The generation is given one bucket per ``FILL`` messages, as a deployment sized for its
+volume would be (``MSGSTATUS_PROJECTION_BUCKETS``, docs/operations.md).
+
 Loads ``messages`` messages (20,000; ``--quick`` 5,000) into a fresh generation of an EMPTY
 Redis database and reports ``INFO memory`` ``used_memory`` after minus before, divided by
 the number of messages: everything the projection costs, including Redis's key tables and
 expiry entries. Then ``MEMORY USAGE`` (all samples) of the keys one message owns or shares:
-its message key, its share of its phone index and reference index entries, its provider map
-key (``msgstatus:<g>:prov:{name|id}`` -> message id). Two cases:
+summed per kind of key (message buckets, provider buckets, phone and reference indexes) and
+divided by the messages. Two cases:
 
 * unique: every message has its own phone number and reference key (each index holds one
   entry: the most a message can cost);
@@ -19,7 +22,7 @@ message (the unique case is judged).
 
 from __future__ import annotations
 
-import statistics
+import asyncio
 import time
 from collections import Counter
 from typing import cast
@@ -28,13 +31,14 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from bench.common import BenchError, Ctx, Row, fmt_num
-from bench.events import make_messages
-from bench.redisutil import drop_generation, load
-from schemas import keys
+from bench.events import load_projection, make_messages
+from bench.redisutil import drop_generation
+from schemas.layout import Layout
 
 NAME = "memory"
 TARGET = 600
 SHARED = 50
+FILL = 20
 
 
 def empty_database(url: str) -> str:
@@ -59,6 +63,19 @@ def usage(conn: redis.Redis, key: str) -> int:
     return int(cast(int, conn.memory_usage(key, samples=0)) or 0)
 
 
+def by_kind(conn: redis.Redis, generation: str) -> dict[str, tuple[int, int]]:
+    """Kind of key (``m`` message buckets, ``pm`` provider buckets, ``p``/``r`` indexes, ...)
+    -> (keys, ``MEMORY USAGE`` summed over them)."""
+    out: dict[str, list[int]] = {}
+    for key in conn.scan_iter(match=f"msgstatus:{generation}:*", count=2000):
+        parts = key.decode().split(":")
+        kind = parts[3] if len(parts) > 4 else parts[2]
+        entry = out.setdefault(kind, [0, 0])
+        entry[0] += 1
+        entry[1] += usage(conn, key.decode())
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 def measure(ctx: Ctx, url: str, count: int, shared: bool) -> dict[str, float]:
     """Load one case and measure it; the generation is deleted afterwards."""
     conn = redis.Redis.from_url(url, decode_responses=False)
@@ -69,41 +86,27 @@ def measure(ctx: Ctx, url: str, count: int, shared: bool) -> dict[str, float]:
         phones=None if group is None else count // group,
         references=None if group is None else count // group,
     )
+    buckets = max(1, count // FILL)
     try:
         before = used_memory(conn)
-        load(url, generation, messages)
+        asyncio.run(load_projection(url, generation, messages, buckets=buckets))
         after = used_memory(conn)
-        kinds = Counter(
-            key.decode().split(":")[2]
-            for key in conn.scan_iter(match=f"msgstatus:{generation}:*", count=2000)
+        kinds = by_kind(conn, generation)
+        lay = Layout(generation, buckets)
+        encodings = Counter(
+            cast(bytes, conn.object("encoding", k)).decode()
+            for k in lay.all_message_keys()
+            if conn.exists(k)
         )
-        sample = messages[:: max(1, count // 200)]
-        msg = [usage(conn, keys.message_key(generation, m.message_id)) for m in sample]
-        value = [int(conn.strlen(keys.message_key(generation, m.message_id))) for m in sample]
-        prov = [
-            usage(conn, keys.provider_map_key(generation, "PROVIDER1", m.provider_id))
-            for m in sample
-        ]
-        per_index = 1 if group is None else group
-        phone = [usage(conn, keys.phone_index_key(generation, m.phone)) / per_index for m in sample]
-        ref = [
-            usage(conn, keys.reference_index_key(generation, m.reference_key)) / per_index
-            for m in sample
-        ]
     finally:
         drop_generation(url, generation)
-    result = {
-        "delta_per_message": (after - before) / count,
-        "message_key": statistics.mean(msg),
-        "message_value_bytes": statistics.mean(value),
-        "phone_entry": statistics.mean(phone),
-        "reference_entry": statistics.mean(ref),
-        "provider_map_key": statistics.mean(prov),
-    }
-    result["memory_usage_sum"] = sum(
-        result[k] for k in ("message_key", "phone_entry", "reference_entry", "provider_map_key")
-    )
-    result.update({f"keys_{k}": float(v) for k, v in kinds.items()})
+    result: dict[str, float] = {"delta_per_message": (after - before) / count}
+    for kind, (n, used) in kinds.items():
+        result[f"keys_{kind}"] = float(n)
+        result[f"bytes_{kind}"] = used / count
+    result["buckets"] = float(buckets)
+    result["message_bucket_encodings"] = float(len(encodings))
+    result["listpack_buckets"] = float(encodings.get("listpack", 0))
     return result
 
 
@@ -118,11 +121,14 @@ def run(ctx: Ctx) -> list[Row]:
     ctx.log(f"{NAME}: {SHARED} messages per phone/reference: {shared}")
 
     def breakdown(r: dict[str, float]) -> str:
+        names = {"m": "message buckets", "pm": "provider buckets", "p": "phone indexes",
+                 "r": "reference indexes"}  # fmt: skip
+        shares = ", ".join(
+            f"{names.get(k[6:], k[6:])} {v:.0f} B" for k, v in r.items() if k.startswith("bytes_")
+        )
         return (
-            f"message key {r['message_key']:.0f} B (value {r['message_value_bytes']:.0f} B), "
-            f"phone index entry {r['phone_entry']:.0f} B, reference index entry "
-            f"{r['reference_entry']:.0f} B, provider map key {r['provider_map_key']:.0f} B; "
-            f"sum {r['memory_usage_sum']:.0f} B"
+            f"{shares} per message; {r['buckets']:.0f} buckets "
+            f"({r['listpack_buckets']:.0f} of them listpack-encoded)"
         )
 
     return [

@@ -99,7 +99,9 @@ def run(ctx: Ctx) -> list[Row]:
     try:
         msg = make_messages(1)[0]
         load(ctx.redis_url, servers.generation, [msg])
-        document = document_of(stored(ctx.redis_url, servers.generation, msg.message_id))
+        document = document_of(
+            msg.message_id, stored(ctx.redis_url, servers.generation, msg.message_id)
+        )
         servers.set_reference_document(msg.message_id, document)
         servers.start()
         ours_url = f"{servers.api_url}/api/messagestatus/{msg.message_id}"

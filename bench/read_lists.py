@@ -40,7 +40,9 @@ def run(ctx: Ctx) -> list[Row]:
         msgs = make_messages(MESSAGES, phones=1, references=1)
         load(ctx.redis_url, servers.generation, msgs)
         first = msgs[0]
-        document = document_of(stored(ctx.redis_url, servers.generation, first.message_id))
+        document = document_of(
+            first.message_id, stored(ctx.redis_url, servers.generation, first.message_id)
+        )
         servers.set_reference_document(first.message_id, document)
         servers.start()
         base = f"{servers.api_url}/api/messagestatus"

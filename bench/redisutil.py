@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from bench.events import Message, load_projection
 from projector import generations
-from schemas import keys
+from schemas import layout
 
 
 def client(url: str) -> redis.Redis:
@@ -26,8 +26,11 @@ def load(url: str, generation: str, messages: Sequence[Message]) -> None:
 
 
 def stored(url: str, generation: str, message_id: str) -> bytes:
-    """The stored value of one message (document, newline, state)."""
-    raw = client(url).get(keys.message_key(generation, message_id))
+    """The stored value of one message (schemas.packed)."""
+    conn = client(url)
+    buckets = int(cast(bytes, conn.hget(layout.meta_key(generation), "buckets")))
+    key = layout.Layout(generation, buckets).message_key(message_id)
+    raw = conn.hget(key, message_id)
     if raw is None:
         raise RuntimeError(f"message {message_id} is not in generation {generation}")
     return cast(bytes, raw)

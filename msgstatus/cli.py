@@ -20,7 +20,7 @@ commands:
   ingest      webhook receiver: provider callbacks -> Kafka   (port 8081)
   projector   Kafka -> Redis projection (consumer group)
   api         read API over the Redis projection             (port 8080)
-  replay      rebuild the projection from the log: --since ISO-8601, --in-place
+  replay      rebuild the projection from the log: --since ISO-8601, --in-place, --workers N
   dlq list    show dead-lettered events with their reasons (--limit N)
   dlq replay  send dead-lettered events through the fold again (--from-beginning)
   notifier    push status changes to senders as signed webhooks (docs/push.md)
@@ -75,7 +75,13 @@ def _replay(argv: Sequence[str]) -> None:
         from prometheus_client import start_http_server  # noqa: PLC0415
 
         start_http_server(settings.metrics_port, addr=settings.host)
-    replay = Replay(settings, since_ms=since, in_place=settings.in_place, grace_s=settings.grace_s)
+    replay = Replay(
+        settings,
+        since_ms=since,
+        in_place=settings.in_place,
+        grace_s=settings.grace_s,
+        workers=settings.workers,
+    )
     try:
         result = asyncio.run(replay.run())
     except (ReplayRefused, GenerationError) as exc:

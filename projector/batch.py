@@ -13,14 +13,15 @@ from typing import TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Gauge
-from pydantic import TypeAdapter, ValidationError
 
+from projector import checkpoint, logdecode
 from projector.changes import ChangePublisher
 from projector.deadletter import invalid_letter, refusal_letter
 from projector.errors import is_transient
 from projector.letters import DeadLetterLedger
-from projector.store import ApplyReport, ProjectionStore
-from schemas.events import EventRecord
+from projector.logdecode import Event
+from projector.report import ApplyReport
+from projector.targets import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,37 +38,12 @@ RETRIES = Counter(
     "msgstatus_batch_retries_total", "Batches retried after a transient error", ["error"]
 )
 
-BATCH = TypeAdapter(list[EventRecord])
-
 
 def decode(
     records: Sequence[ConsumerRecord[bytes, bytes]],
-) -> tuple[list[EventRecord], list[tuple[ConsumerRecord[bytes, bytes], str]]]:
-    """Split records into valid events and (record, reason) pairs that can never apply.
-
-    The whole batch is validated in one call (one JSON array, one pydantic pass); only a
-    batch holding a bad record is validated record by record to find it.
-    """
-    try:
-        joined = b"[" + b",".join(r.value or b"null" for r in records) + b"]"
-        events_ = BATCH.validate_json(joined)
-        # Every value adds at least one element, so equal counts mean one event per record:
-        # a value such as "{...},{...}" cannot smuggle in a second event.
-        if len(events_) == len(records):
-            return events_, []
-    except ValidationError:
-        pass
-    events: list[EventRecord] = []
-    invalid: list[tuple[ConsumerRecord[bytes, bytes], str]] = []
-    for record in records:
-        try:
-            events.append(EventRecord.from_json(record.value or b""))
-        except ValidationError as exc:
-            reason = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
-            )
-            invalid.append((record, f"invalid event: {reason}"[:1000]))
-    return events, invalid
+) -> tuple[list[Event], list[tuple[ConsumerRecord[bytes, bytes], str]]]:
+    """Split records into valid events and (record, reason) pairs (projector.logdecode)."""
+    return logdecode.decode(records)
 
 
 async def until_done(step: Callable[[], Awaitable[T]], retry_max_s: float) -> T:
@@ -95,7 +71,7 @@ async def until_done(step: Callable[[], Awaitable[T]], retry_max_s: float) -> T:
 
 
 async def apply_until_done(
-    store: ProjectionStore, events: Sequence[EventRecord], retry_max_s: float
+    store: Store, events: Sequence[Event], retry_max_s: float
 ) -> ApplyReport:
     """Apply events to one store until applied (see :func:`until_done`)."""
     return await until_done(lambda: store.apply(events), retry_max_s)
@@ -103,7 +79,7 @@ async def apply_until_done(
 
 async def process(
     records: Sequence[ConsumerRecord[bytes, bytes]],
-    stores: Sequence[ProjectionStore],
+    stores: Sequence[Store],
     dead_letters: AIOKafkaProducer | None,
     dead_letter_topic: str,
     retry_max_s: float = 5.0,
@@ -136,10 +112,7 @@ async def process(
         )
     if changes is not None:
         await changes.publish(report.changes)
-    positions: dict[tuple[str, int], int] = {}
-    for r in records:
-        key = (r.topic, r.partition)
-        positions[key] = max(positions.get(key, 0), r.offset + 1)
+    positions = checkpoint.offsets_after(records)
     report.new_partitions = await until_done(
         functools.partial(stores[0].record_positions, positions), retry_max_s
     )

@@ -18,9 +18,9 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
 from projector import fold
+from projector.logdecode import Event
 from schemas.changes import ChangeRecord, ensure_changes_topic, now_ms, sequence_of
 from schemas.documents import message_object
-from schemas.events import EventRecord
 from schemas.settings import CommonSettings
 from schemas.status import Status
 from schemas.stored import MessageState
@@ -30,7 +30,7 @@ PUBLISHED = Counter("msgstatus_changes_published_total", "Status-change records 
 
 
 def detect(
-    groups: Mapping[str, Sequence[EventRecord]], states: Mapping[str, MessageState]
+    groups: Mapping[str, Sequence[Event]], states: Mapping[str, MessageState]
 ) -> list[ChangeRecord]:
     """Change records of the messages whose current status this batch may have set.
 
@@ -72,7 +72,7 @@ def detect(
     return out
 
 
-def _webhook(events: Sequence[EventRecord], state: MessageState) -> WebhookConfig | None:
+def _webhook(events: Sequence[Event], state: MessageState) -> WebhookConfig | None:
     """The webhook of the batch's acceptance that won (never a losing duplicate's)."""
     winners = [
         e

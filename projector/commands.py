@@ -10,6 +10,7 @@ idempotent.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,6 +29,21 @@ class ScriptedPipelines:
         self.redis = redis
         self._sources = sources
         self._sha: dict[str, str] = {}
+        # Redis names a script by the SHA1 of its source, so callers can name it up front.
+        self.shas = {
+            n: hashlib.sha1(src.encode(), usedforsecurity=False).hexdigest()
+            for n, src in sources.items()
+        }
+
+    def evalsha(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> tuple[Any, ...]:
+        """The command tuple of a call of the script ``name`` (for :meth:`execute`)."""
+        return ("EVALSHA", self.shas[name], len(keys_), *keys_, *args)
+
+    def execute(self, cmds: Commands) -> list[Any]:
+        """Run ``cmds`` as one pipeline; load the scripts and run again on NOSCRIPT.
+
+        Raises the first error reply, and redis-py connection errors."""
+        return self.run(lambda out: out.extend(cmds))
 
     def _load(self) -> None:
         # Replaced whole, never filled in place: a thread that finds it non-empty must find

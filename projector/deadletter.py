@@ -9,7 +9,7 @@ import orjson
 from aiokafka.structs import ConsumerRecord
 
 from projector.letters import invalid_id, refusal_id
-from projector.store import Refusal
+from projector.report import Refusal
 from schemas.stored import HistoryEntry, event_key
 from schemas.timefmt import format_ms
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from projector.logdecode import Event
 from schemas.documents import MessageView
-from schemas.events import EventRecord
 from schemas.status import RANK, TIE_ORDER, Channel, Status
 from schemas.stored import Acceptance, HistoryEntry, MessageState, event_key
 
@@ -29,7 +29,7 @@ class Applied:
     refused: tuple[HistoryEntry, ...]
 
 
-def entry_of(event: EventRecord) -> HistoryEntry:
+def entry_of(event: Event) -> HistoryEntry:
     """The history entry an event contributes (its status, instant and provider words)."""
     return HistoryEntry(
         status=event.status,
@@ -41,7 +41,7 @@ def entry_of(event: EventRecord) -> HistoryEntry:
     )
 
 
-def acceptance_of(event: EventRecord) -> Acceptance:
+def acceptance_of(event: Event) -> Acceptance:
     """The message identity a PROVIDER_ACCEPTANCE event carries.
 
     Raises ``ValueError`` for any other status (the event model guarantees the fields).
@@ -67,7 +67,7 @@ def empty_state(first_seen_ms: int) -> MessageState:
     return MessageState(acceptance=None, entries=(), first_seen_ms=first_seen_ms)
 
 
-def apply(state: MessageState, event: EventRecord) -> Applied:
+def apply(state: MessageState, event: Event) -> Applied:
     """Add one event to a message's state (see :func:`apply_all`).
 
     Used by the tests and :func:`fold`; the projector applies a batch with :func:`apply_all`.
@@ -75,7 +75,7 @@ def apply(state: MessageState, event: EventRecord) -> Applied:
     return apply_all(state, (event,))
 
 
-def apply_all(state: MessageState, events: Iterable[EventRecord]) -> Applied:
+def apply_all(state: MessageState, events: Iterable[Event]) -> Applied:
     """Add events to a message's state.
 
     The winning acceptance is the earliest by ``occurredAt``, then by content; history keeps
@@ -173,7 +173,7 @@ def view(message_id: str, state: MessageState) -> MessageView | None:
     )
 
 
-def fold(message_id: str, events: Iterable[EventRecord], first_seen_ms: int) -> Applied:
+def fold(message_id: str, events: Iterable[Event], first_seen_ms: int) -> Applied:
     """Apply events one by one from an empty state; refused entries are collected.
 
     The reference the property tests compare :func:`apply_all` against (any order, any

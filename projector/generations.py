@@ -14,11 +14,17 @@ from redis.asyncio import Redis
 
 from projector.errors import GenerationError
 from schemas import keys
+from schemas.layout import DEFAULT_BUCKETS, FORMAT, Layout, is_legacy, meta_key
 
 SWITCH = """
--- KEYS[1] the generation pointer. ARGV[1] the generation we expect it to name ('0' = unset),
--- ARGV[2] the new one. Switches only if nobody switched since we looked.
-local cur = redis.call('GET', KEYS[1]) or '0'
+-- KEYS[1] the generation pointer, KEYS[2] the positions of format-1 generation 0.
+-- ARGV[1] the generation we expect it to name (an unset pointer names what `served` says),
+-- ARGV[2] the new one, ARGV[3] the default generation. Switches only if nobody switched
+-- since we looked.
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  cur = redis.call('EXISTS', KEYS[2]) == 1 and '0' or ARGV[3]
+end
 if cur ~= ARGV[1] then return cur end
 redis.call('SET', KEYS[1], ARGV[2])
 return ARGV[2]
@@ -30,15 +36,53 @@ live projector writes each batch to the served generation and to these, so a rep
 to cover the log up to the end offsets it read after announcing itself."""
 
 
+UNSET = """
+-- KEYS[1] the generation pointer, KEYS[2] the positions of format-1 generation 0.
+-- The pointer, else '0' when an older release has been projecting into generation 0
+-- (never switched), else the default generation of the current format.
+local cur = redis.call('GET', KEYS[1])
+if cur then return cur end
+if redis.call('EXISTS', KEYS[2]) == 1 then return '0' end
+return ARGV[1]
+"""
+
+DEFAULT_GENERATION = "1"
+"""The generation a deployment that never replayed serves (format 2)."""
+
+
 async def served(redis: Redis) -> str:
-    """The generation the read API serves (``0`` when never switched)."""
-    value = cast(bytes | None, await redis.get(keys.GENERATION_KEY))
-    return value.decode() if value else "0"
+    """The generation the read API serves: the pointer; when it was never set, ``0`` for a
+    deployment an earlier release has been projecting (format 1), else ``1``. One round trip.
+    """
+    value = await redis.eval(
+        UNSET, 2, keys.GENERATION_KEY, keys.positions_key("0"), DEFAULT_GENERATION
+    )
+    return cast(bytes, value).decode()
 
 
 def new_generation_id() -> str:
-    """A fresh generation id: ``g`` + UTC seconds + milliseconds (sorts by creation)."""
-    return f"g{int(time.time() * 1000)}"
+    """A fresh generation id: ``r`` + epoch milliseconds (sorts by creation; format 2)."""
+    return f"r{int(time.time() * 1000)}"
+
+
+async def layout(redis: Redis, generation: str, buckets: int = DEFAULT_BUCKETS) -> Layout | None:
+    """The key layout of a format-2 generation (None for format 1). Creates its meta record
+    with ``buckets`` when it has none yet; an existing generation keeps its own count."""
+    if is_legacy(generation):
+        return None
+    key = meta_key(generation)
+    await redis.hsetnx(key, "format", FORMAT)
+    await redis.hsetnx(key, "buckets", buckets)
+    found = await redis.hget(key, "buckets")
+    return Layout(generation, int(cast(bytes, found)))
+
+
+async def existing_layout(redis: Redis, generation: str) -> Layout | None:
+    """The layout of a format-2 generation that exists (None for format 1 or not yet)."""
+    if is_legacy(generation):
+        return None
+    found = await redis.hget(meta_key(generation), "buckets")
+    return None if found is None else Layout(generation, int(cast(bytes, found)))
 
 
 async def switch(redis: Redis, expected: str, new: str) -> None:
@@ -46,7 +90,13 @@ async def switch(redis: Redis, expected: str, new: str) -> None:
 
     Raises :class:`GenerationError` when another generation was switched in meanwhile.
     """
-    result = cast(bytes, await redis.eval(SWITCH, 1, keys.GENERATION_KEY, expected, new))
+    result = cast(
+        bytes,
+        await redis.eval(
+            SWITCH, 2, keys.GENERATION_KEY, keys.positions_key("0"), expected, new,
+            DEFAULT_GENERATION,
+        ),
+    )  # fmt: skip
     if result.decode() != new:
         raise GenerationError(f"the served generation changed to {result.decode()} meanwhile")
 
@@ -96,7 +146,7 @@ async def targets(redis: Redis, pinned: str = "") -> list[str]:
         pipe.get(keys.GENERATION_KEY)
         pipe.hgetall(BUILDING_KEY)
         pointer, building = await pipe.execute()
-    first = pointer.decode() if pointer else "0"
+    first = pointer.decode() if pointer else await served(redis)
     now = time.time() * 1000
     extra = sorted(g.decode() for g, d in building.items() if int(d) > now and g.decode() != first)
     return [first, *extra]

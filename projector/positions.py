@@ -20,8 +20,18 @@ from projector.batch import until_done
 from projector.errors import AheadOfLog
 from projector.rebuild import RebuildTracker
 from schemas import keys
+from schemas.layout import Layout, is_legacy
 
 log = logging.getLogger(__name__)
+
+
+def positions_key(generation: str) -> str:
+    """The positions HASH of a generation of either format."""
+    return (
+        keys.positions_key(generation)
+        if is_legacy(generation)
+        else Layout(generation).positions_key
+    )
 
 
 class ResumeFromProjection(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -62,9 +72,7 @@ class ResumeFromProjection(ConsumerRebalanceListener):  # type: ignore[misc]
         )
         recorded = cast(
             dict[bytes, bytes],
-            await until_done(
-                lambda: self.redis.hgetall(keys.positions_key(names[0])), self.retry_max_s
-            ),
+            await until_done(lambda: self.redis.hgetall(positions_key(names[0])), self.retry_max_s),
         )
         ends: dict[TopicPartition, int] = await self.consumer.end_offsets(list(assigned))
         for tp in sorted(assigned):

@@ -20,7 +20,7 @@ from prometheus_client import Gauge, start_http_server
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from projector import generations
+from projector import generations, sweep
 from projector.batch import process, until_done
 from projector.changes import ChangePublisher
 from projector.letters import DeadLetterLedger
@@ -28,6 +28,7 @@ from projector.positions import ResumeFromProjection
 from projector.rebuild import RebuildTracker
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
+from projector.targets import Store, open_store
 from runtime import redis_client
 from runtime.gc_tuning import tune_gc
 from runtime.topics import ensure_topics
@@ -63,7 +64,7 @@ class Healer:
         self.recorded: set[tuple[str, int]] = set()  # (generation, partition) we wrote
         self._checked = time.monotonic()
 
-    async def after_batch(self, store: ProjectionStore, new_partitions: list[int]) -> None:
+    async def after_batch(self, store: Store, new_partitions: list[int]) -> None:
         """Heal partitions whose position was absent although this process had written it."""
         lost = [p for p in new_partitions if (store.generation, p) in self.recorded]
         self.recorded.update((store.generation, p) for p in new_partitions)
@@ -78,7 +79,7 @@ class Healer:
                 )
             await self._rebuild(store, lost)
 
-    async def check(self, store: ProjectionStore) -> None:
+    async def check(self, store: Store) -> None:
         """Every few seconds, look for recorded positions that vanished (idle partitions)."""
         if time.monotonic() - self._checked < self.CHECK_EVERY_S:
             return
@@ -93,7 +94,7 @@ class Healer:
         if self.tracker is not None:  # after marking lost partitions: never an empty marker
             await self.tracker.keep_present(store.generation)
 
-    async def _rebuild(self, store: ProjectionStore, lost: list[int]) -> None:
+    async def _rebuild(self, store: Store, lost: list[int]) -> None:
         log.warning("the projection lost partitions %s; rebuilding them from the log", lost)
         await until_done(
             functools.partial(store.forget_positions, self.topic, lost), self.retry_max_s
@@ -112,6 +113,7 @@ class Projector:
     def __init__(self, settings: ProjectorSettings) -> None:
         self.settings = settings
         self._stop = asyncio.Event()
+        self._next_sweep = 0.0
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit and leave the group."""
@@ -169,7 +171,7 @@ class Projector:
         changes: ChangePublisher,
     ) -> None:
         s = self.settings
-        stores: dict[str, ProjectionStore] = {}
+        stores: dict[str, Store] = {}
         tracker = resume.tracker
         healer = Healer(consumer, s.topic, s.redis_retry_max_s, tracker)
         served = ""
@@ -182,6 +184,7 @@ class Projector:
                 raise resume.fatal
             if served:
                 await healer.check(stores[served])
+                await self._sweep(stores[served])
             records = [r for rs in batch.values() for r in rs]
             if not records:
                 continue
@@ -193,7 +196,11 @@ class Projector:
             if names[0] != served:
                 served = names[0]
                 log.info("projecting into generation %s", served)
-            stores = {n: stores.get(n) or ProjectionStore(writer, n, s.retention_ms) for n in names}
+            stores = {
+                n: stores.get(n)
+                or await open_store(redis, writer, n, s.retention_ms, s.projection_buckets)
+                for n in names
+            }
             report = await process(
                 records,
                 [stores[n] for n in names],
@@ -219,6 +226,21 @@ class Projector:
                 await tracker.advance(served, {tp.partition: o for tp, o in offsets.items()})
             await healer.after_batch(stores[served], report.new_partitions)
         await self._settle(commit)
+
+    async def _sweep(self, store: Store) -> None:
+        """Every ``sweep_every_s``, sweep the next buckets of the served generation (format 2)."""
+        s = self.settings
+        now = time.monotonic()
+        if not isinstance(store, ProjectionStore) or now < self._next_sweep:
+            return
+        self._next_sweep = now + s.sweep_every_s
+        step = sweep.buckets_per_step(store.layout.buckets, s.sweep_every_s, s.sweep_cycle_s)
+        removed = await until_done(
+            lambda: asyncio.to_thread(sweep.sweep_step, store, step, int(time.time() * 1000)),
+            s.redis_retry_max_s,
+        )
+        if removed:
+            log.info("swept %d expired messages", removed)
 
     @staticmethod
     async def _settle(commit: asyncio.Task[None] | None) -> None:

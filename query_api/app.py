@@ -24,7 +24,7 @@ from query_api.reader import Reader
 from query_api.settings import ApiSettings
 from runtime import redis_client
 from runtime.web import READINESS_DETAIL, add_ops_routes, problem_response
-from schemas import keys, problems
+from schemas import problems
 from schemas.documents import render_history, render_list
 from schemas.problems import Problem, invalid
 from schemas.stored import MessageState
@@ -123,14 +123,14 @@ def _list_query(request: web.Request, index_key: str) -> ListQuery:
 
 def _by_phone(request: web.Request) -> ListQuery:
     phone = params.phone_number(request.match_info["phonenumber"])
-    return _list_query(request, keys.phone_index_key(request.app[READER].generation, phone))
+    return _list_query(request, request.app[READER].index_key("p", phone))
 
 
 def _by_reference(request: web.Request) -> ListQuery:
     # From the raw path, so that ``%2F`` inside the key stays part of the key.
     raw = request.raw_path.split("?", 1)[0][len(PREFIX + "/reference/") :]
     key = params.reference_key(raw)
-    return _list_query(request, keys.reference_index_key(request.app[READER].generation, key))
+    return _list_query(request, request.app[READER].index_key("r", key))
 
 
 async def _page(reader: Reader, q: ListQuery) -> tuple[bytes, params.Cursor | None]:
@@ -179,7 +179,14 @@ async def _reader_ctx(app: web.Application) -> AsyncIterator[None]:
         max_connections=settings.redis_max_connections,
         pool_wait_s=5,
     )
-    reader = Reader(redis, settings.generation_poll_s, settings.generation)
+    reader = Reader(
+        redis,
+        settings.retention_ms,
+        settings.generation_poll_s,
+        settings.generation,
+        # A cluster has no single node on which the list script could read every message.
+        settings.per_slot_lists or settings.redis_cluster,
+    )
     app[READER] = reader
     await reader.start()
     yield

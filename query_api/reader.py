@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import cast
+import time
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from projector import generations
+from query_api import pages
 from query_api.params import Cursor
-from query_api.scripts import LIST_PAGE
-from schemas import keys
+from query_api.scripts import LIST_PAGE, LIST_PAGE_V2
+from schemas import keys, packed
+from schemas.layout import Layout, is_legacy
 from schemas.stored import SEPARATOR, MessageState, decode_stored
 
 log = logging.getLogger(__name__)
@@ -26,16 +30,30 @@ class Reader:
     atomic switch is followed without a restart.
     """
 
-    def __init__(self, redis: Redis, poll_s: float = 1.0, pinned: str = "") -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        retention_ms: int,
+        poll_s: float = 1.0,
+        pinned: str = "",
+        per_slot_lists: bool = False,
+    ) -> None:
         self.redis = redis
-        self.generation = pinned or "0"
+        self.retention_ms = retention_ms
+        self.generation = pinned or generations.DEFAULT_GENERATION
+        self.layout: Layout | None = None
+        """The served generation's layout; None for format 1 (or before its first write)."""
+        self.per_slot_lists = per_slot_lists
         self._pinned = pinned
         self._poll_s = poll_s
         self._poller: asyncio.Task[None] | None = None
         self._list_page = redis.register_script(LIST_PAGE)
+        self._list_page_v2 = redis.register_script(LIST_PAGE_V2)
 
     async def start(self) -> None:
         """Read the served generation once (if Redis answers) and keep following it."""
+        with contextlib.suppress(RedisError, OSError):
+            await self._load_layout()
         if self._pinned:
             return
         with contextlib.suppress(RedisError, OSError):
@@ -50,10 +68,34 @@ class Reader:
                 await self._poller
 
     async def refresh_generation(self) -> str:
-        """Re-read ``msgstatus:generation`` (``0`` when unset)."""
-        value = cast(bytes | None, await self.redis.get(keys.GENERATION_KEY))
-        self.generation = value.decode() if value else "0"
+        """Re-read the served generation (projector.generations.served) and its layout."""
+        name = await generations.served(self.redis)
+        if name != self.generation or (self.layout is None and not is_legacy(name)):
+            self.generation = name
+            await self._load_layout()
         return self.generation
+
+    async def _load_layout(self) -> None:
+        self.layout = await generations.existing_layout(self.redis, self.generation)
+
+    def index_key(self, kind: str, value: str) -> str:
+        """The served generation's phone (``p``) or reference (``r``) index key of ``value``."""
+        if is_legacy(self.generation):
+            if kind == "p":
+                return keys.phone_index_key(self.generation, value)
+            return keys.reference_index_key(self.generation, value)
+        return (self.layout or Layout(self.generation)).index_key(kind, value)
+
+    async def _raw(self, message_id: str) -> bytes | None:
+        """The stored value of a format-2 message, or None."""
+        if self.layout is None:
+            if is_legacy(self.generation):
+                raise AssertionError("format 1 has no bucketed values")
+            await self._load_layout()
+            if self.layout is None:
+                return None  # nothing written to this generation yet
+        key = self.layout.message_key(message_id)
+        return cast(bytes | None, await self.redis.hget(key, message_id))
 
     async def _follow(self) -> None:
         while True:
@@ -65,6 +107,11 @@ class Reader:
 
     async def document(self, message_id: str) -> bytes | None:
         """The rendered ``{"message": ...}`` document, or None when unknown or not accepted."""
+        if not is_legacy(self.generation):
+            value = await self._raw(message_id)
+            if value is None:
+                return None
+            return packed.document(message_id, value, int(time.time() * 1000))
         raw = cast(
             bytes | None, await self.redis.get(keys.message_key(self.generation, message_id))
         )
@@ -75,6 +122,12 @@ class Reader:
 
     async def state(self, message_id: str) -> MessageState | None:
         """The fold state of an accepted message (for its history), or None."""
+        if not is_legacy(self.generation):
+            value = await self._raw(message_id)
+            if value is None or packed.expiry_of(value) <= time.time() * 1000:
+                return None
+            found = packed.decode(value)
+            return found if found.acceptance is not None else None
         raw = cast(
             bytes | None, await self.redis.get(keys.message_key(self.generation, message_id))
         )
@@ -94,6 +147,8 @@ class Reader:
         entries whose message has expired (retention) are skipped, then removed.
         """
         high = f"({before_ms}" if after is None else str(after.score)
+        if not is_legacy(self.generation):
+            return await self._page_v2(index_key, high, count, after)
         reply = cast(
             list[bytes | int],
             await self._list_page(
@@ -109,6 +164,12 @@ class Reader:
                 ],
             ),
         )
+        return await self._finish(index_key, reply)
+
+    async def _finish(
+        self, index_key: str, reply: list[bytes | int]
+    ) -> tuple[bytes, Cursor | None]:
+        """Remove the expired ids a list script reported; the page and its next cursor."""
         joined, more, last_score, last_id, *expired = reply
         if expired:
             await self.redis.zrem(index_key, *expired)
@@ -116,3 +177,41 @@ class Reader:
             return cast(bytes, joined), None
         score, mid = cast(bytes, last_score), cast(bytes, last_id)
         return cast(bytes, joined), Cursor(int(float(score)), mid.decode())
+
+    async def _page_v2(
+        self, index_key: str, high: str, count: int, after: Cursor | None
+    ) -> tuple[bytes, Cursor | None]:
+        """A format-2 page: the single-node script, or the per-slot path (query_api.pages)."""
+        layout = self.layout
+        if layout is None:
+            await self._load_layout()
+            if self.layout is None:
+                return b"", None
+            layout = self.layout
+        if self.per_slot_lists:
+            joined, cursor, gone = await pages.page(
+                self.redis, layout, index_key, high, count, after=after
+            )
+            if gone:
+                await self.redis.zrem(index_key, *gone)
+            return joined, cursor
+        reply = cast(
+            list[Any],
+            await self._list_page_v2(
+                keys=[index_key],
+                args=[
+                    high,
+                    count,
+                    after.message_id if after else "",
+                    after.score if after else "",
+                    layout.message_prefix,
+                    layout.buckets,
+                    int(time.time() * 1000),
+                ],
+            ),
+        )
+        more, last_score, last_id, n_expired = reply[:4]
+        joined = packed.render_page(reply[4 + n_expired])
+        return await self._finish(
+            index_key, [joined, more, last_score, last_id, *reply[4 : 4 + n_expired]]
+        )

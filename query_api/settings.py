@@ -29,3 +29,7 @@ class ApiSettings(CommonSettings):
     generation: str = Field(default="", description="serve this generation; empty: follow")
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
     namespace: str = Field(default="notify", description="the notifier's Redis namespace")
+    per_slot_lists: bool = Field(
+        default=False,
+        description="list pages without the single-node script (Redis Cluster); see docs",
+    )

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from projector.positions import positions_key
 from schemas import keys
 from tests.factories import acceptance, receipt
 from tests.support.kafka_util import read_all, topic_size
@@ -37,7 +38,7 @@ async def letters_of(stack: Stack, mid: str) -> list[str]:
 async def caught_up(stack: Stack) -> bool:
     """True once the projection's recorded positions reach the end of the event topic (its
     dead letters are published before the positions are recorded: projector.batch)."""
-    raw = await stack.redis.hgetall(keys.positions_key(stack.generation))
+    raw = await stack.redis.hgetall(positions_key(stack.generation))
     done = sum(int(v) for v in raw.values())
     return done >= await topic_size(stack.kafka, stack.topic)
 

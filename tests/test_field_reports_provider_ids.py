@@ -24,8 +24,8 @@ from redis.asyncio import Redis
 
 from projector.provider_routing import Candidate, route
 from projector.store import ProjectionStore
-from schemas import keys
 from schemas.events import EventRecord, ProviderInfo, SmsInfo
+from schemas.layout import Layout
 from schemas.status import Channel, Status
 from schemas.stored import event_key
 from tests.factories import acceptance
@@ -245,6 +245,6 @@ async def test_projection_of_reused_ids_is_independent_of_arrival_order(
         target = route(receipt.occurred_ms, receipt.phone_number, candidates)
         key = event_key(receipt.event_id).encode()
         for mid, _, _ in msgs:
-            raw = await redis.get(keys.message_key(generations[0], mid))
+            raw = await redis.hget(Layout(generations[0]).message_key(mid), mid)
             assert raw is not None
             assert (key in raw) == (mid == target), (mid, target)

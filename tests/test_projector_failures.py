@@ -12,7 +12,8 @@ from prometheus_client import REGISTRY
 
 from projector.batch import until_done
 from projector.errors import AheadOfLog, CorruptState
-from schemas import keys
+from projector.positions import positions_key
+from schemas.layout import Layout
 from tests.factories import acceptance, receipt
 from tests.support.stack import Stack, new_stack
 
@@ -57,7 +58,7 @@ async def test_a_corrupt_stored_value_stops_the_projector_before_it_commits() ->
         assert (await stack.post(acceptance(mid))).status == 202
         await stack.wait_for_status(mid, "PROVIDER_ACCEPTANCE")
         await stack.wait_caught_up()
-        await stack.redis.set(keys.message_key(stack.generation, mid), b"\xffnot a state")
+        await stack.redis.hset(Layout(stack.generation).message_key(mid), mid, b"\xffnot a state")
         receipt_ = receipt("DELIVERED", "2026-02-04T06:55:00Z", message_id=mid)
         assert (await stack.post(receipt_)).status == 202
         task = stack._projector_task
@@ -88,7 +89,7 @@ async def test_a_projection_ahead_of_the_log_is_refused() -> None:
     stack = new_stack()
     await stack.start(projector=False)
     try:
-        await stack.redis.hset(keys.positions_key(stack.generation), f"{stack.topic}:0", "1000000")
+        await stack.redis.hset(positions_key(stack.generation), f"{stack.topic}:0", "1000000")
         await stack.start_projector()
         task = stack._projector_task
         assert task is not None

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from schemas import keys
+from schemas.layout import Layout
 from schemas.phone import normalize_e164
 from schemas.timefmt import parse_iso_ms
 from tests.factories import acceptance, receipt
@@ -25,7 +25,7 @@ async def post_accepted(stack: Stack, events: list[dict[str, Any]]) -> None:
     assert (await stack.post(events)).status == 202
     for event in events:
         await stack.wait_for_status(event["messageId"], "PROVIDER_ACCEPTANCE")
-        index = keys.phone_index_key(stack.generation, normalize_e164(event["phoneNumber"]))
+        index = Layout(stack.generation).phone_index_key(normalize_e164(event["phoneNumber"]))
 
         async def listed(index: str = index, mid: str = event["messageId"]) -> bool:
             return await stack.redis.zscore(index, mid) is not None
@@ -293,7 +293,7 @@ async def test_expired_messages_leave_the_lists_and_their_index_entries_go(stack
     phone = new_phone()
     kept = str(uuid.uuid4())
     await post_accepted(stack, [acceptance(kept, phone=phone, at="2026-03-01T10:00:00Z")])
-    index = keys.phone_index_key(stack.generation, phone)
+    index = Layout(stack.generation).phone_index_key(phone)
     gone = str(uuid.uuid4())
     await stack.redis.zadd(index, {gone: 1_772_359_300_000})  # newer, but its message is gone
     reply = await stack.get(f"/api/messagestatus/phonenumber/{quote(phone)}")

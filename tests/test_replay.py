@@ -79,8 +79,12 @@ async def load(stack: Stack, n: int) -> list[str]:
 
 
 @pytest.mark.slow
-async def test_replay_after_flush_restores_every_document_history_and_index(live: Stack) -> None:
-    """FLUSHDB, replay: every message key, index and provider map is back, byte for byte."""
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_replay_after_flush_restores_every_document_history_and_index(
+    live: Stack, workers: int
+) -> None:
+    """FLUSHDB, replay: every message key, index and provider map is back, byte for byte, with
+    one process or with two folding disjoint partitions (--workers 2; the topic has 3)."""
     ids = await load(live, 60)
     for mid in ids:  # every history complete (the SENT came via the parked path)
         await live.wait_for_history(mid, 3)
@@ -92,7 +96,7 @@ async def test_replay_after_flush_restores_every_document_history_and_index(live
     await live.redis.flushdb()
     assert (await live.get(f"/api/messagestatus/{ids[0]}")).status == 404
 
-    result = await Replay(replay_settings(live), grace_s=0.5).run()
+    result = await Replay(replay_settings(live), grace_s=0.5, workers=workers).run()
     assert result.switched
     assert result.records >= 180
     after = await snapshot(live.redis, result.generation)

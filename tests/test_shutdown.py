@@ -17,9 +17,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis.asyncio import Redis
 
+from projector import generations
 from projector.store import ProjectionStore
-from schemas import keys
 from schemas.events import EventRecord
+from schemas.layout import Layout
 from schemas.status import Status
 from tests.factories import acceptance, new_secret, record, sign
 from tests.support.kafka_util import read_all
@@ -149,6 +150,15 @@ async def produce_acceptances(topic: str, n: int) -> list[str]:
     return ids
 
 
+async def present_count(redis: Redis, generation: str, ids: list[str]) -> int:
+    """How many of ``ids`` the (format-2, default-bucket) generation holds."""
+    layout = Layout(generation)
+    async with redis.pipeline(transaction=False) as pipe:
+        for mid in ids:
+            pipe.hexists(layout.message_key(mid), mid)
+        return sum(bool(x) for x in await pipe.execute())
+
+
 @pytest.mark.slow
 async def test_sigterm_to_projector_commits_only_applied_records_and_resumes(topic: str) -> None:
     """After SIGTERM every committed record is in Redis; a restart applies the rest, none lost."""
@@ -168,7 +178,7 @@ async def test_sigterm_to_projector_commits_only_applied_records_and_resumes(top
     try:
         proc = await spawn("projector", env)
         deadline = time.monotonic() + 60
-        while await redis.exists(*[keys.message_key(generation, m) for m in ids[:1]]) == 0:
+        while await present_count(redis, generation, ids[:1]) == 0:
             assert time.monotonic() < deadline, "projector did not start applying"
             await asyncio.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
@@ -187,12 +197,12 @@ async def test_sigterm_to_projector_commits_only_applied_records_and_resumes(top
         finally:
             await consumer.stop()
         assert committed_ids, "the projector committed nothing before it stopped"
-        present = await redis.exists(*[keys.message_key(generation, m) for m in committed_ids])
+        present = await present_count(redis, generation, committed_ids)
         assert present == len(committed_ids)
 
         proc = await spawn("projector", env)
         deadline = time.monotonic() + 60
-        while await redis.exists(*[keys.message_key(generation, m) for m in ids]) < len(ids):
+        while await present_count(redis, generation, ids) < len(ids):
             assert time.monotonic() < deadline, "the restarted projector did not catch up"
             await asyncio.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
@@ -229,7 +239,11 @@ async def test_sigterm_to_api_under_load_answers_in_flight_reads_and_exits_clean
     a dropped connection); only new connections are refused; the process exits 0."""
     generation = f"sd{uuid.uuid4().hex[:8]}"
     mid = str(uuid.uuid4())
-    store = ProjectionStore.from_url(REDIS_URL, generation, 86_400_000)
+    client = Redis.from_url(REDIS_URL)
+    layout = await generations.layout(client, generation)  # the generation's meta record
+    await client.aclose()
+    assert layout is not None
+    store = ProjectionStore.from_url(REDIS_URL, layout, 86_400_000)
     now = int(time.time() * 1000)
     await store.apply([record(Status.PROVIDER_ACCEPTANCE, now, message_id=mid, received_ms=now)])
     port = free_port()

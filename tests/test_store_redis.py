@@ -16,10 +16,11 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from projector import generations
+from projector import generations, parking
 from projector.store import ProjectionStore
-from schemas import keys
+from schemas import keys, packed
 from schemas.events import EventRecord, ProviderInfo
+from schemas.layout import Layout, meta_key, provider_field
 from schemas.status import Channel, Status
 from tests.factories import record
 
@@ -45,8 +46,24 @@ async def redis() -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+async def stored(redis: Redis, generation: str, message_id: str) -> bytes | None:
+    """The stored value of a message of a format-2 generation with the default buckets."""
+    key = Layout(generation).message_key(message_id)
+    return cast(bytes | None, await redis.hget(key, message_id))
+
+
+def kind_of(name: str) -> str:
+    """The kind of a generation-neutral key name ``msgstatus:G:<t>:<kind>:{...}``: ``m``,
+    ``pm``, ``pk``, ``p``, ``r`` (schemas.layout); ``meta``/``pos`` for the generation's own."""
+    parts = name.split(":")
+    return parts[3] if len(parts) > 4 and parts[4].startswith("{") else parts[2]
+
+
 async def snapshot(redis: Redis, generation: str) -> dict[str, object]:
-    """Every key of a generation with its value (strings, zsets, hashes), generation-neutral."""
+    """Every key of a generation with its value (hashes, zsets), generation-neutral. The
+    expiry sweep's counter is left out (not content); a provider id's entries are compared
+    as a set (their order is the order of registration, and routing does not depend on it:
+    projector.provider_routing)."""
     out: dict[str, object] = {}
     async for key in redis.scan_iter(match=keys.generation_pattern(generation), count=1000):
         name = key.decode().replace(f":{generation}:", ":G:", 1)
@@ -57,42 +74,52 @@ async def snapshot(redis: Redis, generation: str) -> dict[str, object]:
         elif kind == "zset":
             value = await redis.zrange(key, 0, -1, withscores=True)
         elif kind == "hash":
-            value = await redis.hgetall(key)
-            if ":provs:" in name:
-                # A provider-id candidate ('<sent> <expiry> <phone>') carries the message's
-                # expiry as it was when the acceptance was registered; like the pointer keys'
-                # own expiry (check_pointers_outlive_messages) it may differ with the order
-                # the message's receipts came in, so it is compared without it.
-                value = {k: _without_expiry(v) for k, v in cast(dict[bytes, bytes], value).items()}
+            fields = cast(dict[bytes, bytes], await redis.hgetall(key))
+            if key.decode() == meta_key(generation):
+                fields.pop(b"sweep", None)
+            if kind_of(name) == "pm":
+                value = {f: sorted(parking.decode_entries(v), key=repr) for f, v in fields.items()}
+            else:
+                value = fields
         out[name] = value
     return out
 
 
-def _without_expiry(candidate: bytes) -> bytes:
-    sent, _expiry, phone = candidate.split(b" ", 2)
-    return sent + b" " + phone
-
-
 async def expiries(redis: Redis, generation: str) -> dict[str, int]:
-    """Every key of a generation with its expiry time (epoch ms), generation-neutral."""
+    """Every key of a generation with its expiry time (epoch ms; -1 without), neutral."""
     out: dict[str, int] = {}
     async for key in redis.scan_iter(match=keys.generation_pattern(generation), count=1000):
         out[key.decode().replace(f":{generation}:", ":G:", 1)] = await redis.pexpiretime(key)
     return out
 
 
-def check_pointers_outlive_messages(values: dict[str, Any], expiry: dict[str, int]) -> None:
-    """Keys that point at messages (phone/reference indexes, provider ids) never expire before
-    a message they point at; every key expires, in the future."""
-    assert all(t > NOW for t in expiry.values())
-    by_id = {k.rsplit("{", 1)[1][:-1]: t for k, t in expiry.items() if ":msg:" in k}
+def check_pointers(values: dict[str, Any], expiry: dict[str, int]) -> None:
+    """Format 2 gives a TTL to kept receipts (``pk``) only, in the future; every other key
+    lives until the sweep. Every index entry and provider entry names a stored message that
+    has not expired, index entries scored by its send time."""
+    assert {k for k, t in expiry.items() if t != -1} == {k for k in expiry if kind_of(k) == "pk"}
+    assert all(t > NOW for k, t in expiry.items() if t != -1)
+    stored_ = {
+        mid.decode(): packed.decode(raw)
+        for key, value in values.items()
+        if kind_of(key) == "m"
+        for mid, raw in value.items()
+    }
+    expires = {
+        mid.decode(): packed.expiry_of(raw)
+        for key, value in values.items()
+        if kind_of(key) == "m"
+        for mid, raw in value.items()
+    }
+    assert all(t > NOW for t in expires.values())
     for key, value in values.items():
-        pointed: list[bytes] = []
-        if ":phone:" in key or ":ref:" in key:
-            pointed = [member for member, _score in value]
-        elif ":prov:" in key:
-            pointed = [value]
-        assert all(expiry[key] >= by_id[m.decode()] for m in pointed), key
+        if kind_of(key) in ("p", "r"):
+            for member, score in value:
+                acc = stored_[member.decode()].acceptance
+                assert acc is not None, key
+                assert acc.occurred_ms == score, key
+        elif kind_of(key) == "pm":
+            assert all(e.message_id in stored_ for entries in value.values() for e in entries)
 
 
 PHONES = ("+491511234567", "+491517654321")
@@ -191,14 +218,11 @@ async def test_real_redis_state_is_a_function_of_the_event_set(
     a, b = await snapshot(redis, gen_a), await snapshot(redis, gen_b)
     ta, tb = await expiries(redis, gen_a), await expiries(redis, gen_b)
     assert a == b
-    # A message's own keys expire at a time that follows from its events alone; keys that
-    # point at messages may outlive them (their expiry only ever moves later), never expire
-    # before them.
-    assert {k: t for k, t in ta.items() if ":msg:" in k or ":parked:" in k} == {
-        k: t for k, t in tb.items() if ":msg:" in k or ":parked:" in k
-    }
-    check_pointers_outlive_messages(a, ta)
-    check_pointers_outlive_messages(b, tb)
+    # Expiry times follow from the events alone: a message's is in its value (compared
+    # above), the kept receipts' is their key's TTL.
+    assert ta == tb
+    check_pointers(a, ta)
+    check_pointers(b, tb)
     for generation in (gen_a, gen_b):  # keeps the database small for the next examples' SCANs
         await generations.delete(redis, generation)
 
@@ -211,9 +235,9 @@ async def test_projection_survives_a_flushed_script_cache(redis: Redis) -> None:
     await store.apply([record(Status.PROVIDER_ACCEPTANCE, NOW - 5000, message_id=mid)])
     await redis.script_flush()
     await store.apply([record(Status.DELIVERED, NOW - 1000, message_id=mid)])
-    raw = await redis.get(keys.message_key(gen, mid))
+    raw = await stored(redis, gen, mid)
     assert raw is not None
-    assert b'"status":"DELIVERED"' in raw
+    assert packed.status_of(raw) is Status.DELIVERED
 
 
 async def test_concurrent_writers_of_one_message_never_lose_an_event(redis: Redis) -> None:
@@ -226,20 +250,20 @@ async def test_concurrent_writers_of_one_message_never_lose_an_event(redis: Redi
     ]
     stores = [ProjectionStore(writer(), gen, 90 * DAY) for _ in range(3)]
     await asyncio.gather(*(stores[i % 3].apply([e]) for i, e in enumerate(events)))
-    raw = cast(bytes | None, await redis.get(keys.message_key(gen, mid)))
+    raw = await stored(redis, gen, mid)
     assert raw is not None
     assert raw.count(b'",1,') == 30  # every SENT entry (status code 1) is in the state
 
 
 def test_keys_written_together_share_one_hash_slot() -> None:
     """Each script call touches one Redis Cluster slot, whatever the caller's ids contain."""
+    layout = Layout("t1", 97)
     for name, pid in [("twilio", "SM1"), ("a{b}", "c}{d"), ("x:y", "*"), ("", "{}")]:
-        assert key_slot(keys.provider_map_key("0", name, pid).encode()) == key_slot(
-            keys.parked_key("0", name, pid).encode()
+        field = provider_field(name, pid)
+        assert key_slot(layout.provider_key(field).encode()) == key_slot(
+            layout.parked_key(field).encode()
         )
-    assert keys.provider_map_key("0", "Twilio", "SM1") == keys.provider_map_key(
-        "0", "twilio", "SM1"
-    )
+    assert provider_field("Twilio", "SM1") == provider_field("twilio", "SM1")
 
 
 async def test_messages_older_than_the_retention_are_not_kept(redis: Redis) -> None:
@@ -258,10 +282,13 @@ async def test_messages_older_than_the_retention_are_not_kept(redis: Redis) -> N
             record(Status.PROVIDER_ACCEPTANCE, NOW - 1000, message_id=fresh, received_ms=NOW),
         ]
     )
-    assert await redis.exists(keys.message_key(gen, old)) == 0
-    ttl_ms = await redis.pttl(keys.message_key(gen, fresh))
-    assert 89 * DAY < ttl_ms <= 90 * DAY
-    assert 89 * DAY < await redis.pttl(keys.phone_index_key(gen, "+1234567890")) <= 90 * DAY
+    assert await stored(redis, gen, old) is None
+    raw = await stored(redis, gen, fresh)
+    assert raw is not None
+    assert packed.expiry_of(raw) == NOW + 90 * DAY  # received after it was sent
+    index = Layout(gen).phone_index_key("+1234567890")
+    assert await redis.zscore(index, old) is None
+    assert await redis.zscore(index, fresh) == NOW - 1000
 
 
 async def test_receipt_by_provider_id_is_parked_then_drained_exactly_once(redis: Redis) -> None:
@@ -282,21 +309,23 @@ async def test_receipt_by_provider_id_is_parked_then_drained_exactly_once(redis:
     assert report.parked == 1
     accepted = record(Status.PROVIDER_ACCEPTANCE, NOW - 5000, message_id=mid)
     await store.apply([accepted])
-    raw = await redis.get(keys.message_key(gen, mid))
+    raw = await stored(redis, gen, mid)
     assert raw is not None
-    assert b'"status":"DELIVERED"' in raw
-    assert await redis.exists(keys.parked_key(gen, "P1", "pid-1")) == 1
+    assert packed.status_of(raw) is Status.DELIVERED
+    assert await redis.exists(Layout(gen).parked_key(provider_field("P1", "pid-1"))) == 1
     await store.apply([accepted])
-    assert await redis.get(keys.message_key(gen, mid)) == raw
+    assert await stored(redis, gen, mid) == raw
 
 
 async def test_every_key_of_a_message_expires_from_the_later_of_sent_and_received(
     redis: Redis,
 ) -> None:
-    """Message, phone and reference indexes, provider map and parked receipts all expire
-    RETENTION after the later of the send time and the first receive time."""
+    """A message's value expires RETENTION after the later of its send time and its first
+    receive time; receipts kept with a provider id RETENTION after they were received (their
+    key's TTL); no other key has a TTL (indexes and provider entries go with the sweep)."""
     gen = f"ex{uuid.uuid4().hex[:8]}"
     store = ProjectionStore(writer(), gen, 90 * DAY)
+    layout = Layout(gen)
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
 
     def by_provider(pid: str, received_ms: int) -> EventRecord:
@@ -327,22 +356,40 @@ async def test_every_key_of_a_message_expires_from_the_later_of_sent_and_receive
         received_ms=NOW - 5 * DAY,
     )
     await store.apply([accept_a, accept_b])
-    a_expires, b_expires = NOW - 4 * DAY + 90 * DAY, NOW - 1 * DAY + 90 * DAY
+    raw_a, raw_b = await stored(redis, gen, a), await stored(redis, gen, b)
+    assert raw_a is not None
+    assert raw_b is not None
+    assert packed.expiry_of(raw_a) == NOW - 4 * DAY + 90 * DAY
+    assert packed.expiry_of(raw_b) == NOW - 1 * DAY + 90 * DAY
     found = await expiries(redis, gen)
-    assert found == {
-        f"msgstatus:G:msg:{{{a}}}": a_expires,
-        f"msgstatus:G:msg:{{{b}}}": b_expires,
-        "msgstatus:G:parked:{p1|pid-x}": NOW - 3 * DAY + 90 * DAY,  # no message yet
+    with_ttl = {k: t for k, t in found.items() if t != -1}
+    neutral = Layout("G")
+    assert with_ttl == {
+        neutral.parked_key(provider_field("P1", "pid-x")): NOW - 3 * DAY + 90 * DAY,
         # Receipts routed by provider id stay with the id for routing (docs/providers.md).
-        "msgstatus:G:parked:{p1|pid-a}": NOW - 4 * DAY + 90 * DAY,
-        # Keys pointing at a message expire with it, or later: their expiry only moves
-        # later, and A's was set before its parked receipt (received earlier) was found.
-        "msgstatus:G:phone:{+4930111111}": found["msgstatus:G:phone:{+4930111111}"],
-        f"msgstatus:G:ref:{{ref-{gen}}}": found[f"msgstatus:G:ref:{{ref-{gen}}}"],
-        "msgstatus:G:provs:{p1|pid-a}": found["msgstatus:G:provs:{p1|pid-a}"],
-        "msgstatus:G:phone:{+4930222222}": b_expires,
-        "msgstatus:G:provs:{p1|pid-1}": b_expires,
+        neutral.parked_key(provider_field("P1", "pid-a")): NOW - 4 * DAY + 90 * DAY,
     }
-    for pointer in ("phone:{+4930111111}", f"ref:{{ref-{gen}}}", "provs:{p1|pid-a}"):
-        assert a_expires <= found[f"msgstatus:G:{pointer}"] <= NOW - 2 * DAY + 90 * DAY
+    assert {kind_of(k) for k in found} == {"m", "pm", "pk", "p", "r"}
+    assert await redis.zscore(layout.phone_index_key("+4930111111"), a) == NOW - 10 * DAY
+    assert await redis.zscore(layout.reference_index_key(f"ref-{gen}"), a) == NOW - 10 * DAY
     await generations.delete(redis, gen)
+
+
+async def test_a_provider_entry_follows_the_folded_acceptance_in_any_order(redis: Redis) -> None:
+    """Two acceptances of one message with different send times, in either order: the
+    provider id's entry holds the send time of the acceptance the fold keeps."""
+    mid = str(uuid.uuid4())
+    first = record(Status.PROVIDER_ACCEPTANCE, NOW - 2000, message_id=mid)
+    second = record(Status.PROVIDER_ACCEPTANCE, NOW - 1000, message_id=mid)
+    found = []
+    for order in ([first, second], [second, first]):
+        gen = f"pe{uuid.uuid4().hex[:8]}"
+        store = ProjectionStore(writer(), gen, 90 * DAY)
+        for event in order:
+            await store.apply([event])
+        field = provider_field("P1", "pid-1")
+        raw = cast(bytes, await redis.hget(Layout(gen).provider_key(field), field))
+        found.append(parking.decode_entries(raw))
+        await generations.delete(redis, gen)
+    assert found[0] == found[1]
+    assert len(found[0]) == 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from projector import fold
+from schemas import stored
 from schemas.documents import render_message
 from schemas.events import EventRecord
 from schemas.status import Channel, Status
@@ -62,3 +65,18 @@ def test_decode_of_encode_is_the_state(batch: list[EventRecord]) -> None:
     message_id = str(uuid.uuid4())
     state = fold.apply_all(fold.empty_state(NOW), batch).state
     assert decode_stored(stored_value(message_id, state)) == state
+
+
+@given(st.uuids(), st.sampled_from(["plain", "upper", "hex", "braced", "urn"]))
+def test_event_key_of_any_uuid_spelling_is_the_key_of_its_bytes(u: uuid.UUID, form: str) -> None:
+    """The fast path for UUID text gives exactly what uuid.UUID's bytes give, in every spelling
+    uuid.UUID accepts (the keys are stored: a different one would duplicate history entries)."""
+    text = {
+        "plain": str(u),
+        "upper": str(u).upper(),
+        "hex": u.hex,
+        "braced": "{" + str(u) + "}",
+        "urn": u.urn,
+    }[form]
+    expected = base64.urlsafe_b64encode(hashlib.sha256(u.bytes).digest()[:9]).decode()
+    assert stored.event_key(text) == expected

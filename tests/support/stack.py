@@ -24,12 +24,12 @@ from redis.asyncio import Redis
 from ingest.app import create_app as create_ingest
 from ingest.settings import IngestSettings
 from projector import generations
+from projector.positions import positions_key
 from projector.runner import Projector
 from projector.settings import ProjectorSettings
 from query_api.app import create_app as create_api
 from query_api.settings import ApiSettings
 from runtime import redis_client
-from schemas import keys
 from tests.factories import new_secret, sign
 
 KAFKA = os.environ.get("MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -152,7 +152,7 @@ class Stack:
         """Wait until the projection reflects every record in the topic right now.
 
         The projector records, per partition, the next offset its generation reflects
-        (``schemas.keys.positions_key``); once those reach the topic's end offsets taken
+        (``projector.positions.positions_key``); once those reach the topic's end offsets taken
         here, every record posted before this call has been applied (or parked, or
         dead-lettered). Use it instead of sleeping before asserting that nothing happened.
         """
@@ -171,7 +171,7 @@ class Stack:
 
         async def caught_up() -> bool:
             generation = self.generation if self.pinned else await generations.served(self.redis)
-            positions = await self.redis.hgetall(keys.positions_key(generation))
+            positions = await self.redis.hgetall(positions_key(generation))
             return all(int(positions.get(name, 0)) >= end for name, end in wanted.items())
 
         await self.wait_for(caught_up, timeout, f"the projection to reach {ends}")
