@@ -56,10 +56,15 @@ _OUTAGE = (ClusterDownError, TryAgainError, AskError, SlotNotCoveredError)
 """Cluster errors that a later retry cures (``AskError`` covers ``MovedError``)."""
 
 
+_OUTAGE_WORDS = ("cannot be connected", "not covered")
+"""What redis-py's bare ``RedisClusterException`` says when no seed answers or slots are
+uncovered; with other words (keys of several slots, ...) it reports a mistake, not an outage."""
+
+
 def _outage(exc: Exception) -> bool:
-    # redis-py raises the bare RedisClusterException when no seed answers or slots are
-    # uncovered; its subclasses (cross-slot transactions, ...) are mistakes, not outages.
-    return isinstance(exc, _OUTAGE) or type(exc) is RedisClusterException
+    if isinstance(exc, _OUTAGE):
+        return True
+    return type(exc) is RedisClusterException and any(w in str(exc) for w in _OUTAGE_WORDS)
 
 
 class _AsyncCluster(AsyncRedisCluster):
