@@ -80,6 +80,28 @@ def master_of(key: str) -> int:
     raise AssertionError(f"no node serves slot {slot}")
 
 
+def slot_owners() -> list[tuple[int, int, int]]:
+    """(first slot, last slot, node) of every slot range, as the cluster reports it now."""
+    for n in NODES:
+        if answers(n):
+            return [
+                (int(start), int(end), int(master[1]) - BASE)
+                for start, end, master, *_ in cmd(n, "CLUSTER SLOTS")
+            ]
+    raise AssertionError("no node of the Redis Cluster answers")
+
+
+def owner(key: str, owners: list[tuple[int, int, int]]) -> int:
+    """The node that serves ``key`` in ``owners`` (from :func:`slot_owners`)."""
+    slot = key_slot(key.encode())
+    return next(node for start, end, node in owners if start <= slot <= end)
+
+
+def masters() -> list[int]:
+    """The nodes that are masters now."""
+    return sorted({node for _, _, node in slot_owners()})
+
+
 def replica_of(master: int) -> int:
     """The node replicating ``master``."""
     for n in NODES:

@@ -1,21 +1,25 @@
-"""Fault test 4 (the parts that need no projector): Redis Cluster, a master failed over.
+"""Fault test 4: a Redis Cluster master fails over, or restarts empty.
 
 Against the three masters and three replicas of `.ci/redis-cluster.sh` (`make test-cluster`
 starts them and sets ``MSGSTATUS_TEST_REDIS_CLUSTER_URL``; without it these tests skip):
 
 - the notifier's state works on the cluster (every key of its namespace in one slot);
 - the projector's way of writing (raw pipelines of single-slot commands and scripts across
-  all masters, ``runtime.cluster_pipeline``) rides out ``kill -9`` of a master: batches
-  fail with ``ClusterUnavailableError`` (retriable) until the replica is promoted, then
-  apply, NOSCRIPT on the promoted replica included, and nothing written before is lost;
-- the read API on the cluster answers ``/readyz`` 503 while a master is unreachable and
-  200 again once its replica is promoted, without restarting, and reads what was written.
+  all masters, ``runtime.cluster_pipeline``) rides out ``kill -9`` of a master: batches fail
+  with ``ClusterUnavailableError`` (retriable) until the replica is promoted, then apply,
+  NOSCRIPT on the promoted replica included, and nothing written before is lost;
+- ingest, projector and api on the cluster, webhooks arriving, ``kill -9`` of the master that
+  holds the projection's positions: no process exits, ``/readyz`` is 503 while the master is
+  unreachable and 200 again by itself, every acknowledged event is read exactly once and the
+  state equals a clean pass;
+- a master and its replica restart without persistence (their slots come back empty, which
+  no failover can prevent): exactly the messages of those slots read 404, and
+  ``msgstatus replay --in-place`` restores them; the state equals a clean pass.
 """
 
 from __future__ import annotations
 
 import asyncio
-import pathlib
 import threading
 import time
 import uuid
@@ -31,11 +35,13 @@ from redis.exceptions import NoScriptError
 from notifier.state import State
 from runtime import cluster_pipeline, redis_client
 from runtime.redis_client import ClusterUnavailableError
-from schemas import deliveries, keys
+from schemas import deliveries
 from schemas.deliveries import Attempt, Delivery
+from schemas.layout import Layout, meta_key
 from tests.cluster import redis_nodes
-from tests.cluster.conftest import Figures
-from tests.cluster.processes import Processes
+from tests.cluster.conftest import Deployment, Figures
+from tests.cluster.processes import applied, metric, wait_applied
+from tests.cluster.workload import assert_exactly_once, assert_same_state, workload
 
 
 @pytest.fixture
@@ -192,86 +198,176 @@ async def test_raw_pipelines_ride_out_a_master_killed(redis_cluster: str, figure
     )
 
 
-async def test_api_readiness_follows_a_master_failover(
-    redis_cluster: str, tmp_path: pathlib.Path, figures: Figures
+class Readiness:
+    """Polls an API's ``/readyz`` every 50 ms in the background: (monotonic time, status)."""
+
+    def __init__(self, http: aiohttp.ClientSession, api_url: str) -> None:
+        self.http = http
+        self.url = api_url + "/readyz"
+        self.seen: list[tuple[float, int]] = []
+        self.states: list[str] = []  # what /readyz said, each change once
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                async with self.http.get(self.url, timeout=aiohttp.ClientTimeout(total=3)) as r:
+                    self.seen.append((time.monotonic(), r.status))
+                    body = await r.json()
+                state = "ready"
+                if r.status != 200:
+                    state = "redis-down"
+                    if body["checks"]["redis"]:
+                        state = body.get("projection", {}).get("state", "?")
+            except (aiohttp.ClientError, TimeoutError):
+                self.seen.append((time.monotonic(), 0))
+                state = "no-answer"
+            if not self.states or self.states[-1] != state:
+                self.states.append(state)
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self._task
+
+    def not_ready_after(self, t0: float) -> list[float]:
+        """Seconds after ``t0`` of every answer other than 200."""
+        return [round(t - t0, 2) for t, status in self.seen if t >= t0 and status != 200]
+
+    def statuses(self) -> set[int]:
+        return {status for _, status in self.seen}
+
+
+FAILOVER_MESSAGES = 300  # 900 webhooks at 45/s
+
+
+@pytest.mark.timeout(300)
+async def test_projector_and_api_ride_out_a_master_failover(
+    deployment: Deployment, redis_cluster: str, figures: Figures
 ) -> None:
-    generation = f"c{uuid.uuid4().hex[:8]}"
-    api_key = f"key-{uuid.uuid4().hex}"
-    procs = Processes(
-        {
-            "MSGSTATUS_REDIS_URL": redis_cluster,
-            "MSGSTATUS_GENERATION": generation,
-            "MSGSTATUS_API_KEYS": api_key,
-            "MSGSTATUS_REDIS_TIMEOUT_S": "0.5",
-            "MSGSTATUS_LOG_FORMAT": "text",
-            "MSGSTATUS_LOG_LEVEL": "WARNING",
-        },
-        tmp_path,
+    """kill -9 of the master that holds the projection's positions, webhooks arriving."""
+    d = deployment
+    ingest, projector, api = (
+        d.procs.service(c, c, redis_url=redis_cluster) for c in ("ingest", "projector", "api")
     )
-    message_id = str(uuid.uuid4())
-    document = orjson.dumps({"message": {"id": message_id, "status": "DELIVERED"}})
-    key = keys.message_key(generation, message_id)
-    writer = redis_client.sync_client(redis_cluster)
-    writer.set(key, document + b"\n{}")
-    victim = redis_nodes.master_of(key)
+    for service in (ingest, projector, api):
+        service.start()
+    for service in (ingest, projector, api):
+        await service.wait_started(d.http)
+    messages = workload(FAILOVER_MESSAGES)
+    sender, reader = d.sender(ingest.url), d.reader(api.url)
+    readiness = Readiness(d.http, api.url)
+    sending = asyncio.create_task(sender.steady(messages, per_second=15))
+    await wait_applied(d.http, [projector], 60, timeout=60)
+    victim = redis_nodes.master_of(Layout(d.generation).positions_key)
     replica = redis_nodes.replica_of(victim)
-    # Replication is asynchronous: wait until the replica has the write.
-    redis_nodes.cmd(victim, "WAIT", "1", "2000")
-    api = procs.service("api", "api")
-    api.start()
-    states: list[tuple[float, int]] = []
-    try:
-        async with aiohttp.ClientSession() as http:
-            await api.wait_started(http)
-            url = f"{api.url}/api/messagestatus/{message_id}"
-            async with http.get(url, headers={"X-Api-Key": api_key}) as resp:
-                assert resp.status == 200
-                assert await resp.read() == document
-
-            stop = asyncio.Event()
-
-            async def poll() -> None:
-                while not stop.is_set():
-                    try:
-                        async with http.get(
-                            api.url + "/readyz", timeout=aiohttp.ClientTimeout(total=3)
-                        ) as resp:
-                            states.append((time.monotonic(), resp.status))
-                    except (aiohttp.ClientError, TimeoutError):
-                        states.append((time.monotonic(), 0))
-                    await asyncio.sleep(0.05)
-
-            poller = asyncio.create_task(poll())
-            await asyncio.sleep(0.5)
-            killed_at = time.monotonic()
-            await asyncio.to_thread(redis_nodes.kill, victim)
-            promoted_s = await asyncio.to_thread(redis_nodes.wait_promoted, replica)
-            await asyncio.sleep(4.0)
-            stop.set()
-            await poller
-            assert api.running(), api.log_tail()
-            async with http.get(url, headers={"X-Api-Key": api_key}) as resp:
-                assert resp.status == 200
-                assert await resp.read() == document
-    finally:
-        await asyncio.to_thread(procs.close)
-    before = [status for t, status in states if t < killed_at]
-    after = [(round(t - killed_at, 2), status) for t, status in states if t >= killed_at]
-    bad = [t for t, status in after if status != 200]
-    assert before, states
-    assert set(before) == {200}, before
-    # Unreachable master: not ready (503, never a hang or a crash) until the promotion...
-    assert bad, after[:20]
-    assert {status for _, status in after} <= {200, 503}, after
-    # ...and ready again by itself once the replica serves the slots.
-    assert after[-1][1] == 200, after[-10:]
-    assert max(bad) < promoted_s + 3.0, (max(bad), promoted_s)
+    applied_before = await applied(d.http, [projector])
+    killed_at = time.monotonic()
+    await asyncio.to_thread(redis_nodes.kill, victim)
+    promoted_s = await asyncio.to_thread(redis_nodes.wait_promoted, replica)
+    await asyncio.sleep(3)
+    await asyncio.to_thread(redis_nodes.start, victim)  # back, empty, as the new replica
+    await sending
+    snapshot = await reader.converge(messages)
+    await readiness.stop()
+    retries = await metric(d.http, projector, "msgstatus_batch_retries_total")
+    for service in (ingest, projector, api):
+        assert service.running(), f"{service.command} exited:\n{service.log_tail()}"
+    assert projector.starts == 1
+    assert_exactly_once(snapshot, messages)
+    not_ready = readiness.not_ready_after(killed_at)
+    assert not_ready, "the api stayed ready while a master was unreachable"
+    assert readiness.statuses() <= {200, 503}, readiness.statuses()
+    assert readiness.seen[-1][1] == 200
+    assert "redis-down" in readiness.states, readiness.states
+    clean = await d.clean_pass(messages)
+    assert_same_state(snapshot, clean)
     figures.state(
-        killed_node=victim,
-        promoted_node=replica,
+        messages=FAILOVER_MESSAGES,
+        events=3 * FAILOVER_MESSAGES,
+        webhooks_acknowledged=len(messages) * 3,
+        folded_before_kill=int(applied_before),
+        killed_master=victim,
+        promoted_replica=replica,
         promotion_s=round(promoted_s, 1),
-        readyz_polls=len(states),
-        readyz_not_200=len(bad),
-        first_503_after_kill_s=bad[0],
-        last_503_after_kill_s=max(bad),
+        readyz_not_200=len(not_ready),
+        readyz_not_ready_from_to_s=f"{not_ready[0]}..{max(not_ready)}",
+        readyz_states=" -> ".join(readiness.states),
+        projector_batch_retries=int(retries),
+        projector_restarts=projector.starts - 1,
+    )
+
+
+RESTORE_MESSAGES = 1500  # 4,500 events
+
+
+@pytest.mark.timeout(400)
+async def test_a_master_restarted_empty_is_restored_by_replay(
+    deployment: Deployment, redis_cluster: str, figures: Figures
+) -> None:
+    """A master and its replica both restart without persistence: their slots come back
+    empty (no failover can help). The projector's own positions are on another master, so
+    nothing tells it; ``msgstatus replay --in-place`` restores exactly what was lost."""
+    d = deployment
+    ingest, projector, api = (
+        d.procs.service(c, c, redis_url=redis_cluster) for c in ("ingest", "projector", "api")
+    )
+    for service in (ingest, projector, api):
+        service.start()
+    for service in (ingest, projector, api):
+        await service.wait_started(d.http)
+    messages = workload(RESTORE_MESSAGES)
+    await d.sender(ingest.url).backlog(messages)
+    reader = d.reader(api.url)
+    await reader.converge(messages)
+    layout = Layout(d.generation)
+    owners = redis_nodes.slot_owners()
+    keep = {redis_nodes.owner(k, owners) for k in (layout.positions_key, meta_key(d.generation))}
+    victim = next(n for n in redis_nodes.masters() if n not in keep)
+    replica = redis_nodes.replica_of(victim)
+    on_victim = {
+        m.id for m in messages if redis_nodes.owner(layout.message_key(m.id), owners) == victim
+    }
+    assert on_victim
+
+    readiness = Readiness(d.http, api.url)
+    down_at = time.monotonic()
+    for node in (replica, victim):
+        await asyncio.to_thread(redis_nodes.kill, node)
+    for node in (victim, replica):
+        await asyncio.to_thread(redis_nodes.start, node)
+    await asyncio.to_thread(redis_nodes.ensure_healthy)
+    up_s = time.monotonic() - down_at
+    await asyncio.sleep(2)  # a projector that noticed anything would have begun a rebuild
+    lost = set(await reader.delivered(messages))
+    assert lost == on_victim, (len(lost), len(on_victim))
+
+    replay = d.procs.service("replay", "replay", redis_url=redis_cluster, in_place="true")
+    t0 = time.monotonic()
+    replay.start()
+    assert replay.proc is not None
+    code = await asyncio.to_thread(replay.proc.wait, 300)
+    replay_s = time.monotonic() - t0
+    assert code == 0, replay.log_tail()
+    assert await reader.delivered(messages) == []  # restored when replay exits, at once
+    snapshot = await reader.snapshot(messages)
+    await readiness.stop()
+    assert_exactly_once(snapshot, messages)
+    assert projector.running(), projector.log_tail()
+    assert api.running(), api.log_tail()
+    not_ready = readiness.not_ready_after(down_at)
+    clean = await d.clean_pass(messages)
+    assert_same_state(snapshot, clean)
+    figures.state(
+        messages=RESTORE_MESSAGES,
+        events=3 * RESTORE_MESSAGES,
+        restarted_master=victim,
+        restarted_replica=replica,
+        cluster_whole_again_s=round(up_s, 1),
+        documents_lost=len(lost),
+        readyz_not_200=len(not_ready),
+        readyz_states=" -> ".join(readiness.states),
+        replay_in_place_s=round(replay_s, 1),
+        projector_restarts=projector.starts - 1,
     )
