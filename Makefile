@@ -85,8 +85,13 @@ test: venv check
 
 # Like `test`, against three brokers: tests/cluster is collected only with
 # MSGSTATUS_CLUSTER_TESTS=1, so `make test` never runs it. The tests that need a Redis Cluster
-# find it in MSGSTATUS_TEST_REDIS_CLUSTER_URL. Both clusters and this Redis are stopped in
-# every case, Ctrl-C included.
+# find it in MSGSTATUS_TEST_REDIS_CLUSTER_URL. Then the read-API tests and the fold's Redis
+# tests (CLUSTER_SUITE; empty: skipped) run again with MSGSTATUS_REDIS_URL naming the Redis
+# Cluster. Both clusters and this Redis are stopped in every case, Ctrl-C included.
+CLUSTER_SUITE ?= tests/test_read_api.py tests/test_store_redis.py tests/test_packed.py \
+  tests/test_sweep.py tests/test_pipeline.py tests/test_problems.py tests/test_status_rules.py \
+  tests/test_concurrency.py tests/test_providers_e2e.py tests/test_field_reports_provider_ids.py \
+  tests/test_rebuild_readiness.py
 CLUSTER_DOWN := bash .ci/kafka-cluster.sh down; REDIS_PORT=$(CLUSTER_REDIS_PORT) bash .ci/redis.sh stop; \
   bash .ci/redis-cluster.sh down
 test-cluster: venv
@@ -101,6 +106,13 @@ test-cluster: venv
 	  MSGSTATUS_TEST_REDIS_CLUSTER_URL=$$(bash .ci/redis-cluster.sh urls) \
 	  $(BIN)/pytest tests/cluster --basetemp=$(MSGSTATUS_CACHE)/test-cluster $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test-cluster: pytest collected no tests (exit 5): failing" >&2; fi; \
+	  if [ -n "$(strip $(CLUSTER_SUITE))" ]; then \
+	    echo "make test-cluster: $(words $(CLUSTER_SUITE)) test modules against the Redis Cluster"; \
+	    MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS=$$(bash .ci/kafka-cluster.sh bootstrap) \
+	    MSGSTATUS_REDIS_URL=$$(bash .ci/redis-cluster.sh urls) \
+	    $(BIN)/pytest -p no:cacheprovider $(CLUSTER_SUITE); rc2=$$?; \
+	    if [ $$rc -eq 0 ]; then rc=$$rc2; fi; \
+	  fi; \
 	else \
 	  echo "make test-cluster: starting the cluster or Redis failed (exit $$rc)" >&2; \
 	fi; \
