@@ -84,9 +84,10 @@ cmd_start() {
   fi
   mkdir -p "$REDIS_DIR"
   rm -f "$PID_FILE"
-  # Our own server, never the distribution's service: loopback only, no persistence.
+  # Our own server, never the distribution's service: loopback only, no persistence; message
+  # buckets kept as compact listpacks (runtime/redis_config.py, docs/operations.md "Redis").
   redis-server --bind "$REDIS_HOST" --port "$REDIS_PORT" --daemonize yes \
-    --save '' --appendonly no --dir "$REDIS_DIR" \
+    --save '' --appendonly no --dir "$REDIS_DIR" --hash-max-listpack-value 1024 \
     --pidfile "$PID_FILE" --logfile "$LOG_FILE" </dev/null >/dev/null 2>&1 ||
     die "redis-server failed to start (see $LOG_FILE)"
   for ((i = 0; i < 100; i++)); do

@@ -36,6 +36,7 @@ from bench.common import (
 )
 from bench.redisutil import client, server_version
 from bench.report import render_table, write_docs
+from runtime.redis_config import LISTPACK_VALUE_BYTES
 
 DEFAULT_FAUST_PYTHON = "/tmp/msgstatus-faust-venv/bin/python"  # noqa: S108 - a throwaway venv
 
@@ -94,6 +95,7 @@ class Infra:
             ctx.log(f"starting redis-server on {host}:{port} (stopped at the end)")
             argv = ["redis-server", "--port", str(port), "--bind", host]
             argv += ["--save", "", "--appendonly", "no"]
+            argv += ["--hash-max-listpack-value", str(LISTPACK_VALUE_BYTES)]
             child = self.procs.start("redis-server", argv)
             wait_until(lambda: port_open(host, port), 20, "redis-server")
             self.procs.check_alive(child)

@@ -46,6 +46,7 @@ from bench.common import (
     wait_until,
 )
 from bench.events import Message, document_of, make_messages, records
+from bench.fold_profile import profile
 from bench.redisutil import client, drop_generation
 from projector.replay import Replay
 from projector.settings import ProjectorSettings
@@ -291,6 +292,8 @@ def run(ctx: Ctx) -> list[Row]:
         live_rate = live_n / live_s
         ctx.log(f"{NAME}: live projector {live_n} records in {live_s:.1f}s = {live_rate:,.0f}/s")
         bare_s.append(asyncio.run(bare_consume(ctx.kafka, topic, len(items), batch)))
+        where = profile(ctx.redis_url, log_order(messages[:10_000]))
+        ctx.log(f"{NAME}: {where}")
         bare_rate = len(items) / statistics.median(bare_s)
         ctx.log(f"{NAME}: bare consumer {bare_s} s for {len(items)} records = {bare_rate:,.0f}/s")
         faust: tuple[int, float] | None = None
@@ -340,7 +343,8 @@ def run(ctx: Ctx) -> list[Row]:
     bare_note = (
         f"bare consumer: one aiokafka consumer, getmany + orjson.loads per record, nothing "
         f"else, timed like replay (start included); run before replay and after the live "
-        f"projector, median of the two: {', '.join(f'{x:.1f}' for x in bare_s)} s"
+        f"projector, median of the two: {', '.join(f'{x:.1f}' for x in bare_s)} s. Where a "
+        f"replay's time goes (bench/fold_profile.py, in-process, cProfile): {where}"
     )
     return [
         Row(

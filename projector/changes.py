@@ -20,17 +20,19 @@ from prometheus_client import Counter
 from projector import fold
 from projector.logdecode import Event
 from schemas.changes import ChangeRecord, ensure_changes_topic, now_ms, sequence_of
-from schemas.documents import message_object
+from schemas.documents import MessageView, message_object
 from schemas.settings import CommonSettings
 from schemas.status import Status
-from schemas.stored import MessageState
+from schemas.stored import MessageState, event_key
 from schemas.webhook_config import WebhookConfig
 
 PUBLISHED = Counter("msgstatus_changes_published_total", "Status-change records published")
 
 
 def detect(
-    groups: Mapping[str, Sequence[Event]], states: Mapping[str, MessageState]
+    groups: Mapping[str, Sequence[Event]],
+    states: Mapping[str, MessageState],
+    views: Mapping[str, MessageView | None] | None = None,
 ) -> list[ChangeRecord]:
     """Change records of the messages whose current status this batch may have set.
 
@@ -40,21 +42,24 @@ def detect(
     That is every real change, and it is decided from the batch itself, not from whether the
     compare-and-set wrote: a batch applied again after a crash emits its changes again (the
     notifier drops the repeats by sequence).
-    ``states`` are the states after the fold (only messages that are kept: not expired).
+    ``states`` are the states after the fold (only messages that are kept: not expired);
+    ``views`` their views when the caller computed them already (``fold.view``).
     """
     emitted = now_ms()
     out: list[ChangeRecord] = []
     for message_id, state in states.items():
-        view = fold.view(message_id, state)
         events = groups.get(message_id, ())
-        if view is None or not events:
+        if not events:
             continue
-        keys = {fold.entry_of(e).event_key for e in events}
+        view = views[message_id] if views is not None else fold.view(message_id, state)
+        if view is None:
+            continue
         accepted_here = any(e.status is Status.PROVIDER_ACCEPTANCE for e in events)
-        visible = state.visible_entries()
-        holder = max(visible, key=fold.holder_key) if visible else None
-        if not accepted_here and (holder is None or holder.event_key not in keys):
-            continue
+        if not accepted_here:
+            visible = state.visible_entries()
+            holder = max(visible, key=fold.holder_key) if visible else None
+            if holder is None or holder.event_key not in {event_key(e.event_id) for e in events}:
+                continue
         webhook = _webhook(events, state) if accepted_here else None
         if view.status is Status.PROVIDER_ACCEPTANCE and webhook is None:
             continue  # never pushed; only a webhook to remember makes it worth a record

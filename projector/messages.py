@@ -18,6 +18,7 @@ from projector.commands import ScriptedPipelines
 from projector.errors import CorruptState
 from projector.logdecode import Event
 from schemas import packed
+from schemas.documents import MessageView
 from schemas.layout import Layout
 from schemas.stored import HistoryEntry, MessageState
 
@@ -35,6 +36,8 @@ class Folded:
     after: MessageState
     value: bytes | None
     refused: tuple[HistoryEntry, ...]
+    view: MessageView | None = None
+    """The new state's view, when it was rendered (a value to write)."""
 
 
 def expiry_ms(state: MessageState, retention_ms: int) -> int:
@@ -91,13 +94,14 @@ def fold_message(
     applied = fold.apply_all(old or fold.empty_state(NEVER_SEEN_MS), events)
     state = fold.without(applied.state, withdraw)
     value = None
+    view = None
     if state != old:
         expire_at = expiry_ms(state, retention_ms)
         if expire_at > now_ms:  # else older than the retention: it would expire at once
             view = fold.view(message_id, state)
             parts = packed.document_parts(view) if view is not None else b""
             value = packed.encode(state, parts, expire_at)
-    return Folded(message_id, raw, old, state, value, applied.refused)
+    return Folded(message_id, raw, old, state, value, applied.refused, view)
 
 
 def cas_commands(

@@ -29,7 +29,7 @@ from projector.rebuild import RebuildTracker
 from projector.settings import ProjectorSettings
 from projector.store import ProjectionStore
 from projector.targets import Store, open_store
-from runtime import redis_client
+from runtime import redis_client, redis_config
 from runtime.gc_tuning import tune_gc
 from runtime.topics import ensure_topics
 
@@ -124,6 +124,7 @@ class Projector:
         s = self.settings
         await ensure_topics(s)
         redis = redis_client.async_client(s.redis_url)
+        await redis_config.check_listpack(redis)
         writer = redis_client.sync_client(s.redis_url)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap_servers,

@@ -87,7 +87,11 @@ class ProjectionStore:
                 for m, f in folded.items()
                 if messages.expiry_ms(f.after, self.retention_ms) > now
             }
-            report.changes += changes.detect(groups, kept)
+            views = {
+                m: f.view if f.value is not None else fold.view(m, f.after)
+                for m, f in folded.items()
+            }
+            report.changes += changes.detect(groups, kept, views)
             freed = self._index_and_register(groups, folded, now)
             todo, withdraw = freed.addressed, freed.withdraw
         return report

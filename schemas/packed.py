@@ -2,7 +2,7 @@
 
 A message's field in its bucket (``schemas.layout``) holds::
 
-    <expiry ms> RS <document parts> RS <state JSON>
+    <expiry ms> RS <document parts> RS <state (MessagePack)>
 
 ``RS`` is 0x1E; the document parts are joined by ``US`` (0x1F). Neither byte can occur in
 the parts: they are JSON text, where control characters are always escaped. The parts are
@@ -13,7 +13,9 @@ message. They are empty while the message has not been accepted (the API answers
 The state is what the fold needs beyond the document: ``[send ms, first seen ms - send ms,
 phone, entry...]`` once accepted, ``[first seen ms, null, entry...]`` before; each entry is
 ``[event key, status code, occurred ms - the first number, provider status, code,
-message]`` with trailing nulls left out.
+message]`` with trailing nulls left out. It is encoded as MessagePack (msgspec), about a
+quarter smaller than the same array as JSON; values written as JSON by the first builds of
+this format (their state starts with ``[``, which no MessagePack array does) are still read.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import msgspec
 import orjson
 
 from schemas.documents import MessageView
 from schemas.status import STATUS_BY_CODE, STATUS_CODE, Channel, Status
 from schemas.stored import Acceptance, HistoryEntry, MessageState
 from schemas.timefmt import format_seconds
+
+_MSGPACK = msgspec.msgpack.Encoder()
+_UNPACK = msgspec.msgpack.Decoder()
 
 RS = b"\x1e"
 US = b"\x1f"
@@ -115,11 +121,11 @@ def encode(state: MessageState, document: bytes, expire_ms: int) -> bytes:
         while row[-1] is None:
             row.pop()
         head.append(row)
-    return b"%d" % expire_ms + RS + document + RS + orjson.dumps(head)
+    return b"%d" % expire_ms + RS + document + RS + _MSGPACK.encode(head)
 
 
 def split(raw: bytes) -> tuple[int, bytes, bytes]:
-    """(expiry ms, document parts, state JSON). Raises ``ValueError`` when malformed."""
+    """(expiry ms, document parts, state). Raises ``ValueError`` when malformed."""
     expiry, parts, state = raw.split(RS, 2)
     return int(expiry), parts, state
 
@@ -155,8 +161,8 @@ def _acceptance(parts: bytes, occurred_ms: int, phone: str) -> Acceptance:
 def decode(raw: bytes) -> MessageState:
     """The fold state of a stored value. Raises ``ValueError`` when it is corrupt."""
     try:
-        _, parts, state_json = split(raw)
-        head = orjson.loads(state_json)
+        _, parts, state = split(raw)
+        head = orjson.loads(state) if state[:1] == b"[" else _UNPACK.decode(state)
         base = head[0]
         accepted = head[1] is not None
         acc = _acceptance(parts, base, head[2]) if accepted else None
@@ -175,7 +181,14 @@ def decode(raw: bytes) -> MessageState:
         if accepted != bool(parts):
             raise ValueError("document and state disagree on the acceptance")
         return MessageState(acc, entries, first_seen)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
+    except (
+        orjson.JSONDecodeError,
+        msgspec.DecodeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+    ) as exc:
         raise ValueError(f"corrupt message state: {exc}") from exc
 
 

@@ -21,36 +21,33 @@ from prometheus_client import REGISTRY
 
 from tests.factories import acceptance
 from tests.support.providers import (
-    TWILIO_TOKEN,
-    VONAGE_SECRET,
+    INFOBIP_PASSWORD,
+    INFOBIP_USER,
+    PROVIDER_SETTINGS,
+    SINCH_PASSWORD,
+    SINCH_USER,
+    SMPP_TOKEN,
     basic,
+    basic_header,
     new_phone,
     vonage_jwt,
     vonage_signed,
 )
 from tests.support.stack import Reply, Stack, new_stack
 
-INFOBIP_AUTH = {"Authorization": basic("infobip-user", "infobip-password-0001")}
-SINCH_AUTH = {"Authorization": basic("sinch-user", "sinch-password-0001")}
-SMPP_TOKEN = "smpp-token-0123456789"
+INFOBIP_AUTH = basic_header(INFOBIP_USER, INFOBIP_PASSWORD)
+SINCH_AUTH = basic_header(SINCH_USER, SINCH_PASSWORD)
 JSON = {"Content-Type": "application/json"}
 BOM = b"\xef\xbb\xbf"
 
 
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[Stack]:
-    """A stack whose ingest has the credentials of every adapter used here."""
+    """A stack whose ingest has every adapter's credentials (tests.support.providers), with
+    the SMPP adapter's defaults: receipt dates in UTC, ids as the gateway writes them."""
     s = new_stack()
-    await s.start(
-        twilio_auth_token=TWILIO_TOKEN,
-        vonage_signature_secret=VONAGE_SECRET,
-        vonage_signature_method="sha256",
-        infobip_webhook_username="infobip-user",
-        infobip_webhook_password="infobip-password-0001",
-        sinch_webhook_username="sinch-user",
-        sinch_webhook_password="sinch-password-0001",
-        smpp_webhook_token=SMPP_TOKEN,
-    )
+    defaults = ("smpp_timezone", "smpp_receipt_id_base", "smpp_submit_id_base")
+    await s.start(**{k: v for k, v in PROVIDER_SETTINGS.items() if k not in defaults})
     yield s
     await s.close()
 

@@ -6,6 +6,8 @@ import os
 import time
 import uuid
 
+import msgspec
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -139,3 +141,22 @@ async def test_both_list_read_paths_give_the_same_pages() -> None:
     finally:
         await generations.delete(redis, gen)
         await redis.aclose()
+
+
+@given(states())
+def test_values_with_the_state_as_json_are_still_read(state: MessageState) -> None:
+    """The first builds of format 2 wrote the state as JSON; such values decode to the same
+    state as the MessagePack ones written now."""
+    view = fold.view("m", state)
+    parts = packed.document_parts(view) if view is not None else b""
+    raw = packed.encode(state, parts, T0)
+    expiry, parts, new_state = packed.split(raw)
+    old = (
+        b"%d" % expiry
+        + packed.RS
+        + parts
+        + packed.RS
+        + orjson.dumps(msgspec.msgpack.decode(new_state))
+    )
+    assert old != raw
+    assert packed.decode(old) == packed.decode(raw) == state

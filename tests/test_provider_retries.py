@@ -15,13 +15,17 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 
-from tests.support.providers import TWILIO_TOKEN, VONAGE_SECRET, new_phone, new_sid, vonage_jwt
+from tests.support.providers import (
+    PROVIDER_SETTINGS,
+    SMPP_TOKEN,
+    new_phone,
+    new_sid,
+    vonage_jwt,
+)
 from tests.support.stack import Reply, Stack, new_stack
 from tests.test_providers_e2e import (
     INFOBIP_AUTH,
-    PUBLIC,
     SINCH_AUTH,
-    SMPP_TOKEN,
     accept,
     call,
     dlr,
@@ -34,22 +38,9 @@ from tests.test_providers_e2e import (
 
 @pytest.fixture(scope="module")
 async def stack() -> AsyncIterator[Stack]:
-    """A stack whose ingest has every adapter's credentials (as in test_providers_e2e)."""
+    """A stack whose ingest has every adapter's credentials (tests.support.providers)."""
     s = new_stack()
-    await s.start(
-        public_base_url=PUBLIC,
-        twilio_auth_token=TWILIO_TOKEN,
-        vonage_signature_secret=VONAGE_SECRET,
-        vonage_signature_method="sha256",
-        infobip_webhook_username="infobip-user",
-        infobip_webhook_password="infobip-password-0001",
-        sinch_webhook_username="sinch-user",
-        sinch_webhook_password="sinch-password-0001",
-        smpp_webhook_token=SMPP_TOKEN,
-        smpp_timezone="Europe/Berlin",
-        smpp_receipt_id_base="dec",
-        smpp_submit_id_base="hex",
-    )
+    await s.start(**PROVIDER_SETTINGS)
     yield s
     await s.close()
 

@@ -23,9 +23,15 @@ from ingest.settings import IngestSettings
 from tests.factories import acceptance
 from tests.support.kafka_util import read_all
 from tests.support.providers import (
-    TWILIO_TOKEN,
-    VONAGE_SECRET,
+    INFOBIP_PASSWORD,
+    INFOBIP_USER,
+    PROVIDER_SETTINGS,
+    PUBLIC,
+    SINCH_PASSWORD,
+    SINCH_USER,
+    SMPP_TOKEN,
     basic,
+    basic_header,
     new_phone,
     new_sid,
     twilio_form,
@@ -35,10 +41,8 @@ from tests.support.providers import (
 )
 from tests.support.stack import Reply, Stack, new_stack
 
-PUBLIC = "https://hooks.example.test/msgstatus"
-INFOBIP_AUTH = {"Authorization": basic("infobip-user", "infobip-password-0001")}
-SINCH_AUTH = {"Authorization": basic("sinch-user", "sinch-password-0001")}
-SMPP_TOKEN = "smpp-token-0123456789"
+INFOBIP_AUTH = basic_header(INFOBIP_USER, INFOBIP_PASSWORD)
+SINCH_AUTH = basic_header(SINCH_USER, SINCH_PASSWORD)
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -46,20 +50,7 @@ FORM = "application/x-www-form-urlencoded"
 async def stack() -> AsyncIterator[Stack]:
     """A stack whose ingest has every adapter's credentials (see the module docstring)."""
     s = new_stack()
-    await s.start(
-        public_base_url=PUBLIC,
-        twilio_auth_token=TWILIO_TOKEN,
-        vonage_signature_secret=VONAGE_SECRET,
-        vonage_signature_method="sha256",
-        infobip_webhook_username="infobip-user",
-        infobip_webhook_password="infobip-password-0001",
-        sinch_webhook_username="sinch-user",
-        sinch_webhook_password="sinch-password-0001",
-        smpp_webhook_token=SMPP_TOKEN,
-        smpp_timezone="Europe/Berlin",
-        smpp_receipt_id_base="dec",
-        smpp_submit_id_base="hex",
-    )
+    await s.start(**PROVIDER_SETTINGS)
     yield s
     await s.close()
 

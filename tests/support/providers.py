@@ -25,6 +25,33 @@ from ingest.providers.common import Callback
 TWILIO_TOKEN = "twilio-auth-token-" + "0" * 14
 VONAGE_SECRET = "vonage-signature-secret-for-tests-0123456789"
 """At least 32 bytes: PyJWT warns about shorter HS256 keys (and warnings fail the tests)."""
+PUBLIC = "https://hooks.example.test/msgstatus"
+SMPP_TOKEN = "smpp-token-0123456789"
+INFOBIP_USER, INFOBIP_PASSWORD = "infobip-user", "infobip-password-0001"
+SINCH_USER, SINCH_PASSWORD = "sinch-user", "sinch-password-0001"
+
+PROVIDER_SETTINGS: dict[str, Any] = {
+    "public_base_url": PUBLIC,
+    "twilio_auth_token": TWILIO_TOKEN,
+    "vonage_signature_secret": VONAGE_SECRET,
+    "vonage_signature_method": "sha256",
+    "infobip_webhook_username": INFOBIP_USER,
+    "infobip_webhook_password": INFOBIP_PASSWORD,
+    "sinch_webhook_username": SINCH_USER,
+    "sinch_webhook_password": SINCH_PASSWORD,
+    "smpp_webhook_token": SMPP_TOKEN,
+    "smpp_timezone": "Europe/Berlin",
+    "smpp_receipt_id_base": "dec",
+    "smpp_submit_id_base": "hex",
+}
+"""Ingest settings with every adapter's credentials, as a real deployment would have them:
+Twilio behind a proxy URL with a path prefix, Vonage HMAC-SHA256, SMPP ids decimal in
+receipts and hex on submit, receipt dates in Europe/Berlin (``Stack.start(**...)``)."""
+
+
+def basic_header(user: str, password: str) -> dict[str, str]:
+    """An ``Authorization: Basic`` header (Infobip, Sinch)."""
+    return {"Authorization": basic(user, password)}
 
 
 def callback(
