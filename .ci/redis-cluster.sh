@@ -65,6 +65,7 @@ spawn() {
     --cluster-enabled yes --cluster-config-file "$d/nodes.conf" \
     --cluster-node-timeout "$NODE_TIMEOUT" \
     --save '' --appendonly no --maxmemory "$MAXMEMORY" --maxmemory-policy noeviction \
+    --hash-max-listpack-value 1024 \
     --dir "$d" --pidfile "$d/redis.pid" --logfile "$d/redis.log" </dev/null >/dev/null 2>&1 ||
     return 1
   local i
