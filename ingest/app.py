@@ -30,11 +30,14 @@ from ingest.publisher import Publisher
 from ingest.settings import IngestSettings
 from ingest.signing import StandardWebhookVerifier
 from runtime.web import add_ops_routes
+from schemas.events import EventRecord
 from schemas.problems import FieldError
+from schemas.tenancy import DEFAULT_TENANT
 
 log = logging.getLogger(__name__)
 
-VERIFIER: web.AppKey[StandardWebhookVerifier | None] = web.AppKey("verifier")
+VERIFIERS: web.AppKey[tuple[tuple[str, StandardWebhookVerifier], ...]] = web.AppKey("verifiers")
+"""Each tenant's canonical-webhook verifier, the default tenant's first (ingest.settings)."""
 PROVIDER_IDS = web.AppKey("provider_ids", ProviderIds)
 
 
@@ -44,18 +47,21 @@ async def canonical_webhook(request: web.Request) -> web.Response:
     Provider ids of events that name an adapter's provider (``twilio``, ``vonage``, ...) are
     normalised the way that adapter normalises them (docs/providers.md), so an acceptance
     posted here matches the adapter's receipts whatever the id's case or leading zeros.
+    The events belong to the tenant whose secret signed them (docs/operations.md, "Tenants,
+    keys and audit").
     """
-    verifier = request.app[VERIFIER]
+    verifiers = request.app[VERIFIERS]
     settings = request.app[SETTINGS]
-    if verifier is None and "events" not in settings.allow_unsigned_providers:
+    if not verifiers and "events" not in settings.allow_unsigned_providers:
         return unauthorized(request, "no webhook secret is configured (MSGSTATUS_WEBHOOK_SECRET)")
+    tenant = DEFAULT_TENANT
     try:
-        if verifier is not None:
-            verifier.precheck(request.headers)  # before the body: headers alone
+        if verifiers:
+            StandardWebhookVerifier.precheck(request.headers)  # before the body: headers alone
         body = await read_body(request)
         body.decode()  # JSON is UTF-8: named as the problem before the signature is checked
-        if verifier is not None:
-            verifier.verify(body, request.headers)
+        if verifiers:
+            tenant = _signer(verifiers, body, request)
     except BodyTimeout:
         return body_timeout(request)
     except UnicodeDecodeError as exc:
@@ -73,7 +79,30 @@ async def canonical_webhook(request: web.Request) -> web.Response:
         )
     except InvalidBody as exc:
         return invalid_body(request, "the body is not a valid event batch", exc.errors)
+    if tenant != DEFAULT_TENANT:
+        records = _of_tenant(records, tenant)
     return await publish_or_problem(request, records)
+
+
+def _signer(
+    verifiers: tuple[tuple[str, StandardWebhookVerifier], ...], body: bytes, request: web.Request
+) -> str:
+    """The tenant whose secret signed the body; raises the first tenant's
+    :class:`Unauthenticated` when none did. One secret (one tenant): one check, as before."""
+    first: Unauthenticated | None = None
+    for tenant, verifier in verifiers:
+        try:
+            verifier.verify(body, request.headers)
+        except Unauthenticated as exc:
+            first = first or exc
+        else:
+            return tenant
+    assert first is not None
+    raise first
+
+
+def _of_tenant(records: list[EventRecord], tenant: str) -> list[EventRecord]:
+    return [r.model_copy(update={"tenant": tenant}) for r in records]
 
 
 async def get_openapi(_request: web.Request) -> web.Response:
@@ -100,8 +129,12 @@ def create_app(settings: IngestSettings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[ADMISSION] = Admission(settings.max_events_in_flight, settings.produce_timeout_s / 4)
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-    app[VERIFIER] = StandardWebhookVerifier(secret) if secret else None
+    tenants = settings.tenants()
+    app[VERIFIERS] = tuple(
+        (tenant, StandardWebhookVerifier(s.webhook_secret.get_secret_value()))
+        for tenant, s in tenants.items()
+        if s.webhook_secret and s.webhook_secret.get_secret_value()
+    )
     adapters = build(settings)
     app[PROVIDER_IDS] = ProviderIds.of(adapters)
     app.cleanup_ctx.append(_publisher_ctx)
@@ -114,5 +147,6 @@ def create_app(settings: IngestSettings) -> web.Application:
     app.middlewares.append(admit)
     app.router.add_post("/webhooks/events", canonical_webhook)
     app.router.add_get("/openapi.json", get_openapi)
-    add_provider_routes(app, settings, adapters)
+    others = {tenant: build(s) for tenant, s in tenants.items() if tenant != DEFAULT_TENANT}
+    add_provider_routes(app, settings, adapters, others)
     return app

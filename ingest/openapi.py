@@ -181,7 +181,10 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "msgstatus ingest",
             "version": "1.0.0",
-            "description": "Delivery-status webhooks: canonical events and provider callbacks.",
+            "description": "Delivery-status webhooks: canonical events and provider callbacks."
+            "\n\nTenants: the events of a request belong to the tenant whose credential "
+            "authenticated it (the webhook secret that signed it, or the provider "
+            "credentials); a body never names a tenant.",
         },
         "components": {
             "securitySchemes": {

@@ -2,15 +2,70 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ingest.providers.ids import IdBase
 from ingest.providers.registry import NAMES
 from ingest.providers.vonage import VonageMethod
 from schemas.settings import CommonSettings, CsvList, split_csv
+from schemas.tenancy import DEFAULT_TENANT, check_tenant
+
+CREDENTIALS = (
+    "webhook_secret",
+    "twilio_auth_token",
+    "vonage_signature_secret",
+    "infobip_webhook_username",
+    "infobip_webhook_password",
+    "sinch_webhook_username",
+    "sinch_webhook_password",
+    "smpp_webhook_token",
+)
+"""The settings that authenticate a webhook: each set of them is bound to one tenant."""
+
+
+class TenantCredentials(BaseModel):
+    """One tenant's credentials in the tenants file: the same names as the settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    webhook_secret: SecretStr | None = None
+    twilio_auth_token: SecretStr | None = None
+    vonage_signature_secret: SecretStr | None = None
+    infobip_webhook_username: str | None = None
+    infobip_webhook_password: SecretStr | None = None
+    sinch_webhook_username: str | None = None
+    sinch_webhook_password: SecretStr | None = None
+    smpp_webhook_token: SecretStr | None = None
+
+
+class TenantsFile(BaseModel):
+    """``MSGSTATUS_TENANTS_FILE``: ``{"tenants": {"<tenant>": {<credential settings>}}}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tenants: dict[str, TenantCredentials] = Field(default_factory=dict)
+
+
+def _credential_values(creds: BaseModel) -> dict[str, str]:
+    out = {}
+    for name in CREDENTIALS:
+        value = getattr(creds, name)
+        if value is not None:
+            out[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return out
 
 
 class IngestSettings(CommonSettings):
@@ -20,8 +75,10 @@ class IngestSettings(CommonSettings):
     ``POST /webhooks/events``. Provider adapters have their own credentials (docs/providers.md):
     an adapter without them refuses every callback (401) unless its name is listed in
     ``allow_unsigned_providers`` (local development only); ``events`` there does the same for
-    the canonical endpoint. Raises ``pydantic.ValidationError`` naming the setting when a
-    value is invalid or a credential pair is half set.
+    the canonical endpoint. These credentials are the default tenant's (``_``);
+    ``tenants_file`` binds further credential sets to other tenants (:meth:`tenants`;
+    docs/operations.md, "Tenants, keys and audit"). Raises ``pydantic.ValidationError``
+    naming the setting when a value is invalid or a credential pair is half set.
     """
 
     host: str = "127.0.0.1"
@@ -64,6 +121,10 @@ class IngestSettings(CommonSettings):
     smpp_timezone: str = "UTC"
     smpp_receipt_id_base: IdBase = "text"
     smpp_submit_id_base: IdBase = "text"
+    tenants_file: str = Field(
+        default="",
+        description="JSON file binding credential sets to tenants; empty: one tenant, '_'",
+    )
 
     @field_validator("public_base_url")
     @classmethod
@@ -109,4 +170,53 @@ class IngestSettings(CommonSettings):
                 "MSGSTATUS_SMPP_RECEIPT_ID_BASE and MSGSTATUS_SMPP_SUBMIT_ID_BASE are both "
                 "'text' or both numeric ('dec'/'hex')"
             )
+        self.tenants()  # a bad tenants file stops the process at start-up, naming it
         return self
+
+    def tenants(self) -> dict[str, IngestSettings]:
+        """Each tenant's settings: the default tenant's are these; every tenant of
+        ``tenants_file`` gets a copy with its own credentials (and only those). Raises
+        ``ValueError`` naming ``MSGSTATUS_TENANTS_FILE`` when the file is unreadable or
+        invalid, names the default tenant, half-sets a user/password pair, or binds one
+        credential to two tenants (which could then not be told apart)."""
+        out: dict[str, IngestSettings] = {DEFAULT_TENANT: self}
+        if not self.tenants_file:
+            return out
+        where = f"MSGSTATUS_TENANTS_FILE ({self.tenants_file})"
+        try:
+            parsed = TenantsFile.model_validate_json(Path(self.tenants_file).read_bytes())
+        except (OSError, ValidationError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        seen = dict.fromkeys(_credential_values(self).items(), DEFAULT_TENANT)
+        blank = dict.fromkeys(CREDENTIALS)
+        for tenant, creds in parsed.tenants.items():
+            try:
+                check_tenant(tenant)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+            if tenant == DEFAULT_TENANT:
+                raise ValueError(
+                    f"{where}: the default tenant '_' has the MSGSTATUS_* credentials; "
+                    "name other tenants in the file"
+                )
+            for name, value in _credential_values(creds).items():
+                if name.endswith("_username"):
+                    continue  # a user name may repeat; its password must not
+                other = seen.setdefault((name, value), tenant)
+                if other != tenant:
+                    raise ValueError(
+                        f"{where}: {name} of tenant {tenant!r} is also tenant {other!r}'s"
+                    )
+            for name in ("infobip", "sinch"):
+                pair = (
+                    getattr(creds, f"{name}_webhook_username"),
+                    getattr(creds, f"{name}_webhook_password"),
+                )
+                if (pair[0] is None) != (pair[1] is None):
+                    raise ValueError(
+                        f"{where}: tenant {tenant!r}: {name}_webhook_username and "
+                        "_password go together"
+                    )
+            update = {**blank, **{n: getattr(creds, n) for n in CREDENTIALS}, "tenants_file": ""}
+            out[tenant] = self.model_copy(update=update)
+        return out

@@ -25,6 +25,10 @@ commands:
   dlq replay  send dead-lettered events through the fold again (--from-beginning)
   notifier    push status changes to senders as signed webhooks (docs/push.md)
   notifier recover --since ISO-8601   take the change log in again from a time
+  audit       list audited reads: --since ISO-8601 [--key KEY-ID]
+  keys hash   print the SHA-256 of a key read from standard input (for the keys file)
+  keys add    --file PATH --id KEY-ID [--tenant T] [--services A,B]: make a key, add its
+              hash to the keys file, print the key once
 
 Every setting is an environment variable MSGSTATUS_<NAME> or a flag --<name>;
 'msgstatus <command> --help' lists them.
@@ -37,7 +41,9 @@ def _ingest(argv: Sequence[str]) -> None:
     from runtime.web import run  # noqa: PLC0415
 
     settings = IngestSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus ingest")  # type: ignore[call-arg]
-    logs.configure(settings.log_level, settings.log_format, secrets_of(settings))
+    # Every tenant's credentials are masked in the logs, not only the default tenant's.
+    secrets = [s for tenant in settings.tenants().values() for s in secrets_of(tenant)]
+    logs.configure(settings.log_level, settings.log_format, secrets)
     run(create_app(settings), settings.host, settings.ingest_port, settings.shutdown_timeout_s)
 
 
@@ -152,6 +158,54 @@ def _recover(argv: Sequence[str]) -> None:
     sys.stdout.write(f"queued {queued} deliveries from the change log since {settings.since}\n")
 
 
+def _audit(argv: Sequence[str]) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from query_api.audit import list_audit  # noqa: PLC0415
+    from query_api.settings import AuditSettings  # noqa: PLC0415
+    from schemas.timefmt import TimestampError, parse_iso_ms  # noqa: PLC0415
+
+    settings = AuditSettings(_cli_parse_args=list(argv), _cli_prog_name="msgstatus audit")  # type: ignore[call-arg]
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        since = parse_iso_ms(settings.since)
+    except TimestampError as exc:
+        sys.stderr.write(f"msgstatus audit: --since needs an ISO 8601 time: {exc}\n")
+        raise SystemExit(2) from None
+    for entry in asyncio.run(list_audit(settings, since, settings.key or None)):
+        sys.stdout.write(entry.to_json().decode() + "\n")
+
+
+def _keys(argv: Sequence[str]) -> None:
+    import argparse  # noqa: PLC0415
+
+    from query_api.keys import add_key, hash_key  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="msgstatus keys")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("hash", help="SHA-256 of a key read from standard input")
+    add = sub.add_parser("add", help="make a key and add its hash to the keys file")
+    add.add_argument("--file", required=True, help="the keys file (MSGSTATUS_API_KEYS_FILE)")
+    add.add_argument("--id", required=True, help="the key id shown in the audit")
+    add.add_argument("--tenant", default="_", help="the key's tenant (default '_')")
+    add.add_argument("--services", default="", help="reference.service values, a,b (all)")
+    args = parser.parse_args(list(argv))
+    if args.action == "hash":
+        key = sys.stdin.readline().strip()
+        if not key:
+            sys.stderr.write("msgstatus keys hash: no key on standard input\n")
+            raise SystemExit(2)
+        sys.stdout.write(hash_key(key) + "\n")
+        return
+    services = [s.strip() for s in args.services.split(",") if s.strip()] or None
+    try:
+        key = add_key(args.file, args.id, args.tenant, services)
+    except ValueError as exc:
+        sys.stderr.write(f"msgstatus keys add: {exc}\n")
+        raise SystemExit(2) from None
+    sys.stdout.write(key + "\n")
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "ingest": _ingest,
     "projector": _projector,
@@ -159,6 +213,8 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "replay": _replay,
     "dlq": _dlq,
     "notifier": _notifier,
+    "audit": _audit,
+    "keys": _keys,
 }
 
 

@@ -4,6 +4,7 @@ The subscriptions file (``MSGSTATUS_SUBSCRIPTIONS_FILE``, JSON; docs/push.md)::
 
     {"subscriptions": [{"id": "crm", "url": "https://crm.example.com/status",
                         "service": "DIGITALSIGN",          # absent or null: every message
+                        "tenant": "acme",                  # absent: the default tenant "_"
                         "secrets": ["whsec_new", "whsec_old"],
                         "headers": {"Authorization": "Bearer ..."}}],
      "origins": {"https://hooks.example.com": {"secrets": ["whsec_..."]}}}
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from notifier.guard import RefusedAddress, check_url
 from notifier.signing import check_secret
 from schemas.changes import ChangeRecord
+from schemas.tenancy import DEFAULT_TENANT, TENANT_PATTERN
 from schemas.webhook_config import Authentication, WebhookConfig
 
 
@@ -37,12 +39,14 @@ Secrets = list[str]
 
 
 class Subscription(BaseModel):
-    """A configured endpoint: every message, or those of one ``reference.service``."""
+    """A configured endpoint of one tenant: every message of the tenant, or those of one
+    ``reference.service``. A change of another tenant's message is never sent to it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     url: str
+    tenant: str = Field(default=DEFAULT_TENANT, pattern=TENANT_PATTERN)
     service: str | None = None
     secrets: Secrets = Field(default_factory=list, max_length=2)
     headers: dict[str, str] = Field(default_factory=dict)
@@ -114,7 +118,7 @@ class Directory:
         self.origins = {origin(k): tuple(v.secrets) for k, v in config.origins.items()}
         for secret in (*self.default_secrets, *(s for v in self.origins.values() for s in v)):
             _checked(secret, "signing secrets")
-        self.subscriptions: list[tuple[str | None, Endpoint]] = []
+        self.subscriptions: list[tuple[str, str | None, Endpoint]] = []
         for sub in config.subscriptions:
             try:
                 check_url(sub.url, allow_hosts)
@@ -125,7 +129,7 @@ class Directory:
             for secret in secrets:
                 _checked(secret, f"subscription {sub.id}")
             endpoint = Endpoint(sub.id, sub.url, tuple(sorted(sub.headers.items())), secrets)
-            self.subscriptions.append((sub.service, endpoint))
+            self.subscriptions.append((sub.tenant, sub.service, endpoint))
 
     @classmethod
     def load(
@@ -151,12 +155,13 @@ class Directory:
         return Endpoint(f"wh-{digest}", webhook.url, headers, self.secrets_for(webhook.url))
 
     def endpoints(self, change: ChangeRecord, webhook: WebhookConfig | None) -> list[Endpoint]:
-        """The message's own webhook (when it named one) and every matching subscription."""
+        """The message's own webhook (when it named one) and every matching subscription of
+        the message's tenant."""
         out = [self.for_webhook(webhook)] if webhook is not None else []
-        service = change.service
-        out += [e for s, e in self.subscriptions if s is None or s == service]
+        tenant, service = change.tenant_name, change.service
+        out += [e for t, s, e in self.subscriptions if t == tenant and (s is None or s == service)]
         return out
 
     def by_id(self, endpoint_id: str) -> Endpoint | None:
         """A configured subscription by id (to re-read its secrets at attempt time)."""
-        return next((e for _, e in self.subscriptions if e.id == endpoint_id), None)
+        return next((e for _, _, e in self.subscriptions if e.id == endpoint_id), None)

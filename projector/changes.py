@@ -24,6 +24,7 @@ from schemas.documents import MessageView, message_object
 from schemas.settings import CommonSettings
 from schemas.status import Status
 from schemas.stored import MessageState, event_key
+from schemas.tenancy import DEFAULT_TENANT
 from schemas.webhook_config import WebhookConfig
 
 PUBLISHED = Counter("msgstatus_changes_published_total", "Status-change records published")
@@ -63,6 +64,7 @@ def detect(
         webhook = _webhook(events, state) if accepted_here else None
         if view.status is Status.PROVIDER_ACCEPTANCE and webhook is None:
             continue  # never pushed; only a webhook to remember makes it worth a record
+        tenant = _tenant(events)
         # Built from values the fold and the event model validated already.
         out.append(
             ChangeRecord.model_construct(
@@ -72,9 +74,19 @@ def detect(
                 message=message_object(view),
                 webhook=webhook,
                 emitted_ms=emitted,
+                tenant=None if tenant == DEFAULT_TENANT else tenant,
             )
         )
     return out
+
+
+def _tenant(events: Sequence[Event]) -> str:
+    """The tenant of a message's events in the batch: its acceptance's, else the first's (the
+    notifier sends a change only to endpoints of this tenant; docs/push.md)."""
+    for e in events:
+        if e.status is Status.PROVIDER_ACCEPTANCE:
+            return e.tenant
+    return events[0].tenant
 
 
 def _webhook(events: Sequence[Event], state: MessageState) -> WebhookConfig | None:

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from schemas.events import NO_CONTROL, UUID_LOWER, EventRecord
 from schemas.phone import E164
 from schemas.status import Channel, Status
+from schemas.tenancy import DEFAULT_TENANT, TENANT_PATTERN
 from schemas.timefmt import MAX_MS
 from schemas.webhook_config import WebhookConfig
 
@@ -39,6 +40,7 @@ Millis = Annotated[int, msgspec.Meta(ge=0, lt=MAX_MS)]
 MessageId = Annotated[str, msgspec.Meta(pattern=_strict(UUID_LOWER))]
 Phone = Annotated[str, msgspec.Meta(pattern=f"^{E164.pattern}\\Z")]
 Segments = Annotated[int, msgspec.Meta(ge=1, le=255)]
+Tenant = Annotated[str, msgspec.Meta(pattern=_strict(TENANT_PATTERN))]
 
 
 class LogReference(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -81,6 +83,7 @@ class LogEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="
     sms: LogSms | None = None
     provider: LogProvider = LogProvider()
     source: str = "canonical"
+    tenant: Tenant = DEFAULT_TENANT
 
     @property
     def provider_ref(self) -> tuple[str, str] | None:

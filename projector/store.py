@@ -10,6 +10,13 @@ the receipts kept with each newly registered provider id are routed again: from 
 where the rule now sends them and withdrawn from the other messages. Every step can run
 again after a crash without changing the outcome, so offsets are committed afterwards.
 
+Tenants (schemas.tenancy): each event is written under its record's tenant, with the
+generation's layout for that tenant (``Layout(generation, buckets, tenant)``): a batch is
+applied tenant by tenant, so messages, indexes, provider ids and parked receipts of two
+tenants never meet, in the projector as in a replay. The tenants other than the default one
+that a generation holds are listed in its tenants set (``schemas.layout.tenants_key``) for
+the expiry sweep.
+
 Redis work runs in a worker thread with redis-py's synchronous client (projector.commands).
 """
 
@@ -30,9 +37,10 @@ from projector.errors import WriteConflict
 from projector.logdecode import Event
 from projector.report import ApplyReport, Refusal
 from runtime import redis_client
-from schemas.layout import FORMAT, Layout, meta_key
+from schemas.layout import FORMAT, Layout, meta_key, tenants_key
 from schemas.status import Status
 from schemas.stored import HistoryEntry
+from schemas.tenancy import DEFAULT_TENANT
 
 MAX_CAS_ATTEMPTS = 50
 
@@ -51,6 +59,16 @@ class ProjectionStore:
         self.generation = self.layout.generation
         self.retention_ms = retention_ms
         self.io = ScriptedPipelines(redis, bucket_scripts.ALL)
+        self._layouts: dict[str, Layout] = {self.layout.tenant: self.layout}
+        self._listed_tenants: set[str] = set()
+
+    def layout_of(self, tenant: str) -> Layout:
+        """The generation's layout for ``tenant``'s keys."""
+        found = self._layouts.get(tenant)
+        if found is None:
+            found = Layout(self.generation, self.layout.buckets, tenant)
+            self._layouts[tenant] = found
+        return found
 
     @classmethod
     def from_url(cls, url: str, layout: Layout | str, retention_ms: int) -> ProjectionStore:
@@ -65,11 +83,32 @@ class ProjectionStore:
     def apply_sync(self, events: Sequence[Event], now_ms: int | None = None) -> ApplyReport:
         """Apply a batch of valid events; returns what happened (module docstring)."""
         now = now_ms if now_ms is not None else int(time.time() * 1000)
+        tenants = {e.tenant for e in events}
+        if tenants <= {DEFAULT_TENANT}:
+            return self._apply_tenant(self.layout, events, now)
+        others = tenants - {DEFAULT_TENANT} - self._listed_tenants
+        if others:
+            self.io.execute([("SADD", tenants_key(self.generation), *sorted(others))])
+            self._listed_tenants |= others
+        report = ApplyReport()
+        for tenant in sorted(tenants):
+            part = self._apply_tenant(
+                self.layout_of(tenant), [e for e in events if e.tenant == tenant], now
+            )
+            report.applied += part.applied
+            report.written += part.written
+            report.parked += part.parked
+            report.refusals += part.refusals
+            report.changes += part.changes
+        return report
+
+    def _apply_tenant(self, layout: Layout, events: Sequence[Event], now: int) -> ApplyReport:
+        """Apply the events of one tenant under its ``layout``."""
         report = ApplyReport()
         todo = [(e.message_id, e) for e in events if e.message_id is not None]
         receipts = [e for e in events if e.message_id is None]
         if receipts:
-            cmds = parking.park_commands(self.io, self.layout, receipts, self.retention_ms)
+            cmds = parking.park_commands(self.io, layout, receipts, self.retention_ms)
             found = parking.resolved(receipts, self.io.execute(cmds))
             report.parked += len(receipts) - len(found)
             todo += found
@@ -80,7 +119,7 @@ class ProjectionStore:
                 groups[mid].append(event)
             for mid in withdraw:
                 groups.setdefault(mid, [])
-            folded = self._fold_and_write(groups, now, report, withdraw)
+            folded = self._fold_and_write(layout, groups, now, report, withdraw)
             report.applied += len(todo)
             kept = {
                 m: f.after
@@ -92,12 +131,13 @@ class ProjectionStore:
                 for m, f in folded.items()
             }
             report.changes += changes.detect(groups, kept, views)
-            freed = self._index_and_register(groups, folded, now)
+            freed = self._index_and_register(layout, groups, folded, now)
             todo, withdraw = freed.addressed, freed.withdraw
         return report
 
     def _fold_and_write(
         self,
+        layout: Layout,
         groups: dict[str, list[Event]],
         now: int,
         report: ApplyReport,
@@ -108,7 +148,7 @@ class ProjectionStore:
         done: dict[str, messages.Folded] = {}
         pending: list[str] = list(groups)
         for attempt in range(MAX_CAS_ATTEMPTS):
-            reads, asked = messages.read_commands(self.layout, pending)
+            reads, asked = messages.read_commands(layout, pending)
             raws = messages.stored_values(asked, self.io.execute(reads))
             writes = []
             for mid in pending:
@@ -125,7 +165,7 @@ class ProjectionStore:
                     writes.append(f)
             if not writes:
                 break
-            cmds, ids = messages.cas_commands(self.io, self.layout, writes)
+            cmds, ids = messages.cas_commands(self.io, layout, writes)
             pending = messages.conflicts(ids, self.io.execute(cmds))
             report.written += len(writes) - len(pending)
             if not pending:
@@ -139,7 +179,11 @@ class ProjectionStore:
         return done
 
     def _index_and_register(
-        self, groups: dict[str, list[Event]], folded: dict[str, messages.Folded], now: int
+        self,
+        layout: Layout,
+        groups: dict[str, list[Event]],
+        folded: dict[str, messages.Folded],
+        now: int,
     ) -> parking.Freed:
         """Index accepted messages and register their provider ids, each time an acceptance
         is seen (so a crash between the state write and this step heals on redelivery)."""
@@ -151,11 +195,11 @@ class ProjectionStore:
                 continue
             if messages.expiry_ms(f.after, self.retention_ms) <= now:
                 continue  # expired: never indexed
-            cmds += indexes.add_commands(self.layout, mid, acc)
+            cmds += indexes.add_commands(layout, mid, acc)
             old = f.before.acceptance if f.before is not None else None
-            cmds += indexes.displaced_commands(self.layout, mid, old, acc)
+            cmds += indexes.displaced_commands(layout, mid, old, acc)
             if acc.provider_id is not None:
-                field, register = parking.register_command(self.io, self.layout, mid, acc)
+                field, register = parking.register_command(self.io, layout, mid, acc)
                 cmds.append(register)
                 fields.append(field)
         if not cmds:

@@ -78,11 +78,13 @@ _LIST_PARAMS: list[dict[str, Any]] = [
         "in": "query",
         "required": False,
         "description": 'Position from the previous page\'s Link rel="next" header: the '
-        "last message's send time (epoch ms) and id, <ms>_<uuid>.",
+        "last message's send time (epoch ms) and id, <ms>_<uuid>, followed by .<scope tag> "
+        "for keys of a tenant or restricted to services. A cursor is only valid for keys of "
+        "the scope it was made for; under another it is a 400.",
         "schema": {
             "type": "string",
             "pattern": "^[0-9]{1,15}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-            "[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+            "[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(\\.[0-9a-f]{12})?$",
         },
     },
 ]
@@ -113,10 +115,25 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "msgstatus read API",
             "version": "1.0.0",
-            "description": "Delivery status of SMS and RCS messages.",
+            "description": "Delivery status of SMS and RCS messages.\n\n"
+            "Access scopes: every API key belongs to one tenant and may be restricted to a set "
+            "of reference.service values. Reads see only messages inside the key's scope: a "
+            "message of another tenant or outside the key's services is a 404 by id, exactly "
+            "like an unknown one (never a 403), and absent from lists. Paging cursors are "
+            "bound to the scope they were made for (a 400 under another key).\n\n"
+            "Audit: every list read by phone number or reference, and every call of the "
+            "support desk, is recorded with the key's id (never the key), the masked number "
+            "or the reference, the time and the number of results.",
         },
         "components": {
-            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}},
+            "securitySchemes": {
+                "ApiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Api-Key",
+                    "description": "An API key; its tenant and services decide what it reads.",
+                }
+            },
             "schemas": {
                 "Message": {
                     "type": "object",
@@ -207,7 +224,7 @@ def openapi_document() -> dict[str, Any]:
                 {
                     "200": _json("The message's status.", "MessageDocument"),
                     **_COMMON_ERRORS,
-                    "404": _problem_ref("No message with this id."),
+                    "404": _problem_ref("No message with this id in the key's scope."),
                 },
             ),
             "/api/messagestatus/{messageid}/history": _get(
@@ -216,7 +233,7 @@ def openapi_document() -> dict[str, Any]:
                 {
                     "200": _json("The history.", "History"),
                     **_COMMON_ERRORS,
-                    "404": _problem_ref("No message with this id."),
+                    "404": _problem_ref("No message with this id in the key's scope."),
                 },
             ),
             "/api/messagestatus/phonenumber/{phonenumber}": _get(

@@ -22,9 +22,10 @@ COUNT_DIGITS = 100
 refuses to convert numbers of thousands of digits); shorter ones above 100 mean 100."""
 CURSOR_RE = re.compile(
     r"(?P<score>[0-9]{1,15})_(?P<id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-    r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(?:\.(?P<tag>[0-9a-f]{12}))?"
 )
-"""A ``cursor``: ``<send time, epoch ms>_<message id>``, the schema's pattern in openapi.py."""
+"""A ``cursor``: ``<send time, epoch ms>_<message id>``, then ``.<scope tag>`` for keys of a
+tenant or services (schemas.tenancy.Scope.tag); the schema's pattern in openapi.py."""
 MAX_REFERENCE_KEY = 255
 
 
@@ -112,10 +113,14 @@ class Cursor:
 
     score: int
     message_id: str
+    tag: str = ""
+    """The scope the cursor was made for (empty: the unrestricted scope)."""
 
     def encode(self) -> str:
-        """The ``cursor`` query parameter of the ``rel="next"`` link: ``<score>_<id>``."""
-        return f"{self.score}_{self.message_id}"
+        """The ``cursor`` query parameter of the ``rel="next"`` link: ``<score>_<id>``, and
+        ``.<tag>`` when made for a scoped key."""
+        base = f"{self.score}_{self.message_id}"
+        return f"{base}.{self.tag}" if self.tag else base
 
 
 def cursor(raw: str | None) -> Cursor | None:
@@ -129,4 +134,4 @@ def cursor(raw: str | None) -> Cursor | None:
     match = CURSOR_RE.fullmatch(raw)
     if match is None:
         raise BadParameter("cursor", "is <send time in epoch ms>_<message id>, as rel=next gives")
-    return Cursor(int(match["score"]), match["id"].lower())
+    return Cursor(int(match["score"]), match["id"].lower(), match["tag"] or "")

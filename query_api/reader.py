@@ -18,8 +18,13 @@ from query_api.scripts import LIST_PAGE, LIST_PAGE_V2
 from schemas import keys, packed
 from schemas.layout import Layout, is_legacy
 from schemas.stored import SEPARATOR, MessageState, decode_stored
+from schemas.tenancy import DEFAULT_TENANT
 
 log = logging.getLogger(__name__)
+
+NO_INDEX = ""
+"""The index key of a tenant other than the default one in a format-1 generation, which holds
+only the default tenant's messages: it lists nothing."""
 
 
 class Reader:
@@ -47,6 +52,7 @@ class Reader:
         self._pinned = pinned
         self._poll_s = poll_s
         self._poller: asyncio.Task[None] | None = None
+        self._tenant_layouts: dict[str, Layout] = {}
         self._list_page = redis.register_script(LIST_PAGE)
         self._list_page_v2 = redis.register_script(LIST_PAGE_V2)
 
@@ -78,23 +84,38 @@ class Reader:
     async def _load_layout(self) -> None:
         self.layout = await generations.existing_layout(self.redis, self.generation)
 
-    def index_key(self, kind: str, value: str) -> str:
-        """The served generation's phone (``p``) or reference (``r``) index key of ``value``."""
+    def _tenant_layout(self, layout: Layout, tenant: str) -> Layout:
+        """``layout`` for ``tenant`` (its keys: schemas.layout), built once per generation."""
+        if tenant == layout.tenant:
+            return layout
+        found = self._tenant_layouts.get(tenant)
+        if found is None or found.generation != layout.generation:
+            found = Layout(layout.generation, layout.buckets, tenant)
+            self._tenant_layouts[tenant] = found
+        return found
+
+    def index_key(self, kind: str, value: str, tenant: str = DEFAULT_TENANT) -> str:
+        """The served generation's phone (``p``) or reference (``r``) index key of ``value``
+        in ``tenant``'s part of the projection. A format-1 generation has only the default
+        tenant's: another tenant's index key there names nothing (:data:`NO_INDEX`)."""
         if is_legacy(self.generation):
+            if tenant != DEFAULT_TENANT:
+                return NO_INDEX
             if kind == "p":
                 return keys.phone_index_key(self.generation, value)
             return keys.reference_index_key(self.generation, value)
-        return (self.layout or Layout(self.generation)).index_key(kind, value)
+        layout = self.layout or Layout(self.generation)
+        return self._tenant_layout(layout, tenant).index_key(kind, value)
 
-    async def _raw(self, message_id: str) -> bytes | None:
-        """The stored value of a format-2 message, or None."""
+    async def _raw(self, message_id: str, tenant: str = DEFAULT_TENANT) -> bytes | None:
+        """The stored value of a format-2 message of ``tenant``, or None."""
         if self.layout is None:
             if is_legacy(self.generation):
                 raise AssertionError("format 1 has no bucketed values")
             await self._load_layout()
             if self.layout is None:
                 return None  # nothing written to this generation yet
-        key = self.layout.message_key(message_id)
+        key = self._tenant_layout(self.layout, tenant).message_key(message_id)
         return cast(bytes | None, await self.redis.hget(key, message_id))
 
     async def _follow(self) -> None:
@@ -105,13 +126,16 @@ class Reader:
             except (RedisError, OSError) as exc:
                 log.warning("cannot read the served generation: %s", exc.__class__.__name__)
 
-    async def document(self, message_id: str) -> bytes | None:
-        """The rendered ``{"message": ...}`` document, or None when unknown or not accepted."""
+    async def document(self, message_id: str, tenant: str = DEFAULT_TENANT) -> bytes | None:
+        """The rendered ``{"message": ...}`` document of a message of ``tenant``, or None
+        when unknown (to that tenant) or not accepted."""
         if not is_legacy(self.generation):
-            value = await self._raw(message_id)
+            value = await self._raw(message_id, tenant)
             if value is None:
                 return None
             return packed.document(message_id, value, int(time.time() * 1000))
+        if tenant != DEFAULT_TENANT:
+            return None
         raw = cast(
             bytes | None, await self.redis.get(keys.message_key(self.generation, message_id))
         )
@@ -120,10 +144,12 @@ class Reader:
         cut = raw.find(SEPARATOR)
         return raw[:cut] if cut > 0 else None
 
-    async def state(self, message_id: str) -> MessageState | None:
-        """The fold state of an accepted message (for its history), or None."""
+    async def state(self, message_id: str, tenant: str = DEFAULT_TENANT) -> MessageState | None:
+        """The fold state of an accepted message of ``tenant`` (for its history), or None."""
+        if tenant != DEFAULT_TENANT and is_legacy(self.generation):
+            return None
         if not is_legacy(self.generation):
-            value = await self._raw(message_id)
+            value = await self._raw(message_id, tenant)
             if value is None or packed.expiry_of(value) <= time.time() * 1000:
                 return None
             found = packed.decode(value)
@@ -137,18 +163,26 @@ class Reader:
         return state if state.acceptance is not None else None
 
     async def page(
-        self, index_key: str, before_ms: int, count: int, after: Cursor | None
+        self,
+        index_key: str,
+        before_ms: int,
+        count: int,
+        after: Cursor | None,
+        tenant: str = DEFAULT_TENANT,
     ) -> tuple[bytes, Cursor | None]:
         """Up to ``count`` documents from an index, newest first, ties by id descending.
 
         Only messages sent strictly before ``before_ms``, or, with a cursor, after the previous
         page's last message. Returns the documents joined by commas (ready for the list
         document) and the next page's cursor, if any. One round trip (a Lua script); index
-        entries whose message has expired (retention) are skipped, then removed.
+        entries whose message has expired (retention) are skipped, then removed. ``index_key``
+        and ``tenant`` name the same tenant's part (:meth:`index_key`).
         """
         high = f"({before_ms}" if after is None else str(after.score)
+        if index_key == NO_INDEX:
+            return b"", None
         if not is_legacy(self.generation):
-            return await self._page_v2(index_key, high, count, after)
+            return await self._page_v2(index_key, high, count, after, tenant)
         reply = cast(
             list[bytes | int],
             await self._list_page(
@@ -179,15 +213,14 @@ class Reader:
         return cast(bytes, joined), Cursor(int(float(score)), mid.decode())
 
     async def _page_v2(
-        self, index_key: str, high: str, count: int, after: Cursor | None
+        self, index_key: str, high: str, count: int, after: Cursor | None, tenant: str
     ) -> tuple[bytes, Cursor | None]:
         """A format-2 page: the single-node script, or the per-slot path (query_api.pages)."""
-        layout = self.layout
-        if layout is None:
+        if self.layout is None:
             await self._load_layout()
             if self.layout is None:
                 return b"", None
-            layout = self.layout
+        layout = self._tenant_layout(self.layout, tenant)
         if self.per_slot_lists:
             joined, cursor, gone = await pages.page(
                 self.redis, layout, index_key, high, count, after=after

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from schemas.audit import audit_topic
 from schemas.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -84,3 +85,31 @@ async def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> No
             while not names <= set(await admin.list_topics()):  # noqa: ASYNC110 - polls the broker
                 await asyncio.sleep(0.2)
             log.info("created topics %s", sorted(names))
+
+
+async def ensure_audit_topic(settings: CommonSettings, timeout_s: float = 30.0) -> str:
+    """Create the audit topic (``schemas.audit.audit_topic``) when missing; returns its name.
+
+    Kept as long as the event log (:data:`EVENT_LOG_CONFIG`), with the event topic's
+    partitions and replication. Raises ``TimeoutError`` when Kafka does not answer within
+    ``timeout_s`` seconds; ``aiokafka.errors.KafkaError`` when the client fails.
+    """
+    name = audit_topic(settings.topic)
+    async with _admin(settings, timeout_s) as admin:
+        if name not in set(await admin.list_topics()):
+            topic = NewTopic(
+                name=name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+                topic_configs={
+                    **EVENT_LOG_CONFIG,
+                    "min.insync.replicas": str(
+                        min_insync_replicas(settings.topic_replication_factor)
+                    ),
+                },
+            )
+            await admin.create_topics([topic])  # "already exists" from a racer is fine
+            while name not in set(await admin.list_topics()):  # noqa: ASYNC110 - polls the broker
+                await asyncio.sleep(0.2)
+            log.info("created topic %s", name)
+    return name

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.settings import CommonSettings
 from schemas.status import RANK, TIE_ORDER, Status
+from schemas.tenancy import DEFAULT_TENANT
 from schemas.webhook_config import WebhookConfig
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,9 @@ class ChangeRecord(BaseModel):
     ``message`` is the read API's ``message`` object (seed "Body Response") after the change;
     ``webhook`` the acceptance's push endpoint, set on the records of the batch that applied
     the acceptance (later records of the message leave it out; the notifier keeps it);
-    ``emittedAt`` epoch ms when the projector published it; ``tenant`` is reserved for access
-    scopes (docs/design.md §8).
+    ``emittedAt`` epoch ms when the projector published it; ``tenant`` the message's tenant
+    (left out for the default tenant, ``schemas.tenancy``): the notifier pushes the change only
+    to subscriptions of that tenant (docs/push.md).
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
@@ -76,6 +78,11 @@ class ChangeRecord(BaseModel):
     webhook: WebhookConfig | None = None
     emitted_ms: int = Field(alias="emittedAt", ge=0)
     tenant: str | None = None
+
+    @property
+    def tenant_name(self) -> str:
+        """The message's tenant (the default one when the record names none)."""
+        return self.tenant or DEFAULT_TENANT
 
     @property
     def service(self) -> str | None:

@@ -25,6 +25,7 @@ from pydantic import (
 
 from schemas.phone import E164
 from schemas.status import Channel, Status
+from schemas.tenancy import DEFAULT_TENANT, TENANT_PATTERN
 from schemas.timefmt import MAX_MS
 from schemas.webhook_config import WebhookConfig
 
@@ -96,9 +97,12 @@ class EventRecord(_Model):
     or null), ``status``, ``occurredAt`` (epoch ms, UTC), ``receivedAt`` (epoch ms, UTC),
     ``channel``, ``phoneNumber`` (E.164), ``reference``, ``sms``, ``provider``, ``source``
     (the ingest adapter that produced it), ``webhook`` (optional, acceptance only: where to
-    push status changes, ``schemas.webhook_config``). Acceptance events carry the message's
-    identity (channel, phone number, reference, segments, provider name and id); later events
-    name the message by ``messageId`` or by ``provider.name`` + ``provider.id``.
+    push status changes, ``schemas.webhook_config``), ``tenant`` (optional: the tenant of the
+    credential the webhook authenticated with; absent means ``schemas.tenancy.DEFAULT_TENANT``,
+    so records written before tenants existed stay valid, and it is left out when default).
+    Acceptance events carry the message's identity (channel, phone number, reference,
+    segments, provider name and id); later events name the message by ``messageId`` or by
+    ``provider.name`` + ``provider.id``.
 
     Raises ``pydantic.ValidationError`` on construction when the rules of docs/design.md §4 fail.
     """
@@ -117,6 +121,8 @@ class EventRecord(_Model):
     source: str = "canonical"
     webhook: WebhookConfig | None = None
     """Acceptance only: where the sender wants status changes pushed (docs/push.md)."""
+    tenant: str = Field(default=DEFAULT_TENANT, pattern=TENANT_PATTERN)
+    """The tenant the event belongs to (schemas.tenancy), decided by ingest from the credential."""
 
     @model_validator(mode="after")
     def _addressable(self) -> EventRecord:
@@ -136,12 +142,19 @@ class EventRecord(_Model):
 
     def to_json(self) -> bytes:
         """Serialise as the log's record value (camelCase JSON, nulls left out)."""
-        return orjson.dumps(self.model_dump(by_alias=True, exclude_none=True, mode="json"))
+        exclude = _DEFAULT_TENANT_FIELD if self.tenant == DEFAULT_TENANT else None
+        return orjson.dumps(
+            self.model_dump(by_alias=True, exclude_none=True, exclude=exclude, mode="json")
+        )
 
     @classmethod
     def from_json(cls, raw: bytes) -> EventRecord:
         """Parse a record value. Raises ``pydantic.ValidationError`` when it is not valid."""
         return cls.model_validate_json(raw)
+
+
+_DEFAULT_TENANT_FIELD: set[str] = {"tenant"}
+"""Left out of a record of the default tenant: its JSON stays what it was before tenants."""
 
 
 def addressing_problems(
@@ -190,6 +203,7 @@ def new_record(
     reference: Reference | None = None,
     sms: SmsInfo | None = None,
     webhook: WebhookConfig | None = None,
+    tenant: str = DEFAULT_TENANT,
     checked: bool = False,
 ) -> EventRecord:
     """The one way ingest builds a log record (the canonical endpoint and every adapter).
@@ -214,6 +228,7 @@ def new_record(
         provider=provider,
         source=source,
         webhook=webhook,
+        tenant=tenant,
     )
 
 

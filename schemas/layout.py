@@ -6,6 +6,7 @@ single-tenant deployments; room for access scopes, docs/design.md §8):
 ``msgstatus:<g>:meta``                       HASH ``format`` -> 2, ``buckets`` -> N, ``sweep``
                                              -> the expiry sweep's bucket counter
 ``msgstatus:<g>:pos``                        HASH ``<topic>:<partition>`` -> next offset
+``msgstatus:<g>:tenants``                    SET the tenants other than ``_`` it holds
 ``msgstatus:<g>:<t>:m:{<t>:<bucket>}``       HASH message id -> packed value (schemas.packed)
 ``msgstatus:<g>:<t>:pm:{<t>:q<bucket>}``     HASH ``<name>|<provider id>`` -> entries
 ``msgstatus:<g>:<t>:pk:{<t>:q<bucket>}:<name>|<id>``  HASH event id -> record JSON (parked
@@ -26,9 +27,11 @@ import re
 import zlib
 
 from schemas.keys import PREFIX, escape
+from schemas.tenancy import DEFAULT_TENANT
+
+__all__ = ["DEFAULT_TENANT", "FORMAT", "Layout"]
 
 FORMAT = 2
-DEFAULT_TENANT = "_"
 DEFAULT_BUCKETS = 1024
 """Buckets of a new generation unless configured; about retained messages / 20 is a good fit."""
 
@@ -46,6 +49,12 @@ def is_legacy(generation: str) -> bool:
 def meta_key(generation: str) -> str:
     """HASH ``format``, ``buckets``: written once, when the generation is created."""
     return f"{PREFIX}:{generation}:meta"
+
+
+def tenants_key(generation: str) -> str:
+    """SET: the tenants other than :data:`DEFAULT_TENANT` whose messages the generation holds
+    (the expiry sweep visits their buckets too; schemas.tenancy)."""
+    return f"{PREFIX}:{generation}:tenants"
 
 
 def message_bucket(message_id: str, buckets: int) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
@@ -38,6 +38,7 @@ from ingest.settings import IngestSettings
 from runtime.web import problem_response
 from schemas.events import EventRecord
 from schemas.problems import UNSIGNED_CALLBACK, Problem
+from schemas.tenancy import DEFAULT_TENANT
 
 log = logging.getLogger(__name__)
 
@@ -124,20 +125,35 @@ def _plausible(adapter: str, records: list[EventRecord], max_skew_s: int) -> lis
 
 
 def make_handler(
-    adapter: Adapter, settings: IngestSettings, respond: Responder = provider_response
+    adapter: Adapter,
+    settings: IngestSettings,
+    respond: Responder = provider_response,
+    tenants: Sequence[tuple[str, Adapter]] = (),
 ) -> Handler:
-    """The aiohttp handler of one adapter (see the module docstring for the answers)."""
+    """The aiohttp handler of one adapter (see the module docstring for the answers).
+
+    ``adapter`` holds the default tenant's credentials, ``tenants`` the same adapter with
+    other tenants' credentials: the first whose credentials authenticate the callback names
+    the tenant of its events (docs/operations.md, "Tenants, keys and audit"). A callback that
+    none authenticates gets the first configured one's answer (401, or 503 when unsigned).
+    """
     allowed_unsigned = adapter.name in settings.allow_unsigned_providers
+    candidates = [(t, a) for t, a in ((DEFAULT_TENANT, adapter), *tenants) if a.configured]
+    if not candidates and allowed_unsigned:
+        candidates = [(DEFAULT_TENANT, adapter)]
 
     async def handler(request: web.Request) -> web.Response:
-        if not adapter.configured and not allowed_unsigned:
+        if not candidates:
             return unauthorized(
                 request, f"no credentials are configured for the {adapter.name} adapter"
             )
         try:
-            adapter.precheck(callback_of(request, b"", settings.public_base_url))
+            head = callback_of(request, b"", settings.public_base_url)
+            passed = _prechecked(candidates, head)
             body = await read_body(request)
-            mapped = adapter.handle(callback_of(request, body, settings.public_base_url))
+            tenant, mapped = _authenticated(
+                passed, callback_of(request, body, settings.public_base_url)
+            )
         except BodyTimeout:
             return body_timeout(request)
         except UnsignedRetry as exc:
@@ -151,17 +167,58 @@ def make_handler(
             return invalid_body(request, f"not a valid {adapter.name} callback", exc.errors)
         _note_skipped(adapter.name, mapped)
         records = _plausible(adapter.name, mapped.records, settings.max_clock_skew_s)
+        if tenant != DEFAULT_TENANT:
+            records = [r.model_copy(update={"tenant": tenant}) for r in records]
         return await publish_or_problem(request, records, respond)
 
     return handler
 
 
+def _prechecked(
+    candidates: Sequence[tuple[str, Adapter]], head: Callback
+) -> list[tuple[str, Adapter]]:
+    """The candidates whose header check passes; the first one's error when none does."""
+    if len(candidates) == 1:
+        candidates[0][1].precheck(head)
+        return list(candidates)
+    passed: list[tuple[str, Adapter]] = []
+    first: Exception | None = None
+    for tenant, adapter in candidates:
+        try:
+            adapter.precheck(head)
+        except (Unauthenticated, UnsignedRetry) as exc:
+            first = first or exc
+        else:
+            passed.append((tenant, adapter))
+    if not passed:
+        assert first is not None
+        raise first
+    return passed
+
+
+def _authenticated(passed: Sequence[tuple[str, Adapter]], callback: Callback) -> tuple[str, Mapped]:
+    """The tenant whose adapter authenticates and maps the callback, with its mapping."""
+    first: Unauthenticated | None = None
+    for tenant, adapter in passed:
+        try:
+            return tenant, adapter.handle(callback)
+        except Unauthenticated as exc:
+            first = first or exc
+    assert first is not None
+    raise first
+
+
 def add_provider_routes(
-    app: web.Application, settings: IngestSettings, adapters: Sequence[Configured]
+    app: web.Application,
+    settings: IngestSettings,
+    adapters: Sequence[Configured],
+    tenants: Mapping[str, Sequence[Configured]] | None = None,
 ) -> None:
     """Register ``/webhooks/<name>`` for every configured adapter, with the methods and the
-    success answer its module declares (:mod:`ingest.providers.registry`)."""
-    for spec, adapter in adapters:
-        handler = make_handler(adapter, settings, responder(spec.answer))
+    success answer its module declares (:mod:`ingest.providers.registry`); ``tenants``: the
+    same adapters (same order) with each other tenant's credentials."""
+    for i, (spec, adapter) in enumerate(adapters):
+        others = [(tenant, configured[i][1]) for tenant, configured in (tenants or {}).items()]
+        handler = make_handler(adapter, settings, responder(spec.answer), others)
         for method in spec.methods:
             app.router.add_route(method, f"/webhooks/{spec.name}", handler)

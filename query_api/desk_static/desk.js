@@ -133,7 +133,7 @@ async function api(path) {
   let response;
   try {
     response = await fetch(path, {
-      headers: { "X-Api-Key": state.key, Accept: "application/json" },
+      headers: { "X-Api-Key": state.key, "X-Msgstatus-Client": "desk", Accept: "application/json" },
       cache: "no-store",
       credentials: "omit",
       referrerPolicy: "no-referrer",

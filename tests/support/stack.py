@@ -187,8 +187,15 @@ class Stack:
             "log_format": "text",
         }
 
-    async def start(self, *, projector: bool = True, **ingest_overrides: Any) -> Stack:
-        """Start the services (ingest on a free port, API on a free port, projector task)."""
+    async def start(
+        self,
+        *,
+        projector: bool = True,
+        api_overrides: dict[str, Any] | None = None,
+        **ingest_overrides: Any,
+    ) -> Stack:
+        """Start the services (ingest on a free port, API on a free port, projector task);
+        ``ingest_overrides`` and ``api_overrides`` are settings of ingest and the API."""
         self.http = aiohttp.ClientSession()
         self.redis = redis_client.async_client(self.redis_url)
         ingest = create_ingest(
@@ -206,6 +213,7 @@ class Stack:
                 api_keys=[self.api_key],
                 generation=self.generation if self.pinned else "",
                 generation_poll_s=0.2,
+                **(api_overrides or {}),
             )
         )
         self.api_url = await self._serve(api)
