@@ -7,7 +7,8 @@
 #   make test        check, then pytest against a real Kafka and Redis (started and stopped here)
 #                    and the support desk in Debian's chromium (installed when run as root)
 #   make test-cluster  the fault tests (tests/cluster, docs/reliability.md) against a
-#                    three-broker Kafka (.ci/kafka-cluster.sh) and a Redis, started and stopped here
+#                    three-broker Kafka (.ci/kafka-cluster.sh), a Redis and a Redis Cluster of three
+#                    masters and three replicas (.ci/redis-cluster.sh), started and stopped here
 #   make bench       python -m bench (its own Kafka and Redis on 39092/6381; docs/benchmarks.md)
 
 PY ?= python3
@@ -24,7 +25,10 @@ MSGSTATUS_CACHE ?= $(CURDIR)/.cache
 # make test-cluster: node N of the cluster listens on base+N (controller base+10+N).
 KAFKA_CLUSTER_BASE_PORT ?= 29100
 CLUSTER_REDIS_PORT ?= 6399
-export KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT MSGSTATUS_CACHE KAFKA_CLUSTER_BASE_PORT
+# Redis Cluster node N (1-6) listens on base+N.
+REDIS_CLUSTER_BASE_PORT ?= 29200
+export KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT MSGSTATUS_CACHE KAFKA_CLUSTER_BASE_PORT \
+  REDIS_CLUSTER_BASE_PORT
 
 # `make test` and `make run` record what they start in their own state files, so their
 # infra-down stops only that, never a Kafka/Redis brought up by someone else.
@@ -80,19 +84,35 @@ test: venv check
 	exit $$rc
 
 # Like `test`, against three brokers: tests/cluster is collected only with
-# MSGSTATUS_CLUSTER_TESTS=1, so `make test` never runs it. The cluster and this Redis are
-# stopped in every case, Ctrl-C included.
-CLUSTER_DOWN := bash .ci/kafka-cluster.sh down; REDIS_PORT=$(CLUSTER_REDIS_PORT) bash .ci/redis.sh stop
+# MSGSTATUS_CLUSTER_TESTS=1, so `make test` never runs it. The tests that need a Redis Cluster
+# find it in MSGSTATUS_TEST_REDIS_CLUSTER_URL. Then the read-API tests and the fold's Redis
+# tests (CLUSTER_SUITE; empty: skipped) run again with MSGSTATUS_REDIS_URL naming the Redis
+# Cluster. Both clusters and this Redis are stopped in every case, Ctrl-C included.
+CLUSTER_SUITE ?= tests/test_read_api.py tests/test_store_redis.py tests/test_packed.py \
+  tests/test_sweep.py tests/test_pipeline.py tests/test_problems.py tests/test_status_rules.py \
+  tests/test_concurrency.py tests/test_providers_e2e.py tests/test_field_reports_provider_ids.py \
+  tests/test_rebuild_readiness.py
+CLUSTER_DOWN := bash .ci/kafka-cluster.sh down; REDIS_PORT=$(CLUSTER_REDIS_PORT) bash .ci/redis.sh stop; \
+  bash .ci/redis-cluster.sh down
 test-cluster: venv
 	@set +e; \
 	trap '$(CLUSTER_DOWN); exit 130' INT TERM; \
-	bash .ci/kafka-cluster.sh up && REDIS_PORT=$(CLUSTER_REDIS_PORT) bash .ci/redis.sh start; rc=$$?; \
+	bash .ci/kafka-cluster.sh up && REDIS_PORT=$(CLUSTER_REDIS_PORT) bash .ci/redis.sh start && \
+	  bash .ci/redis-cluster.sh up; rc=$$?; \
 	if [ $$rc -eq 0 ]; then \
 	  MSGSTATUS_CLUSTER_TESTS=1 \
 	  MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS=$$(bash .ci/kafka-cluster.sh bootstrap) \
 	  MSGSTATUS_REDIS_URL=redis://127.0.0.1:$(CLUSTER_REDIS_PORT)/0 \
+	  MSGSTATUS_TEST_REDIS_CLUSTER_URL=$$(bash .ci/redis-cluster.sh urls) \
 	  $(BIN)/pytest tests/cluster --basetemp=$(MSGSTATUS_CACHE)/test-cluster $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test-cluster: pytest collected no tests (exit 5): failing" >&2; fi; \
+	  if [ -n "$(strip $(CLUSTER_SUITE))" ]; then \
+	    echo "make test-cluster: $(words $(CLUSTER_SUITE)) test modules against the Redis Cluster"; \
+	    MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS=$$(bash .ci/kafka-cluster.sh bootstrap) \
+	    MSGSTATUS_REDIS_URL=$$(bash .ci/redis-cluster.sh urls) \
+	    $(BIN)/pytest -p no:cacheprovider $(CLUSTER_SUITE); rc2=$$?; \
+	    if [ $$rc -eq 0 ]; then rc=$$rc2; fi; \
+	  fi; \
 	else \
 	  echo "make test-cluster: starting the cluster or Redis failed (exit $$rc)" >&2; \
 	fi; \

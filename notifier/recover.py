@@ -9,7 +9,6 @@ before, so a receiver that keeps ids drops what it already processed (docs/push.
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from redis.asyncio import Redis
 
 from notifier.endpoints import Directory
 from notifier.intake import Intake, decode
@@ -26,9 +25,7 @@ async def recover(settings: RecoverSettings, since_ms: int) -> int:
         settings.subscriptions_file, settings.signing_secrets, settings.allow_hosts
     )
     topic = changes_topic(settings.topic)
-    redis = Redis.from_url(
-        settings.redis_url, decode_responses=False, **redis_client.async_options()
-    )
+    redis = redis_client.async_client(settings.redis_url)
     intake = Intake(State(redis, settings.namespace, settings.retention_ms), directory)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False

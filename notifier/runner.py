@@ -15,7 +15,6 @@ import signal
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from notifier.endpoints import Directory
@@ -67,10 +66,7 @@ class Notifier:
         topic = await ensure_changes_topic(s)
         # Blocking: a burst of settles waits for a connection instead of failing (the default
         # pool raises MaxConnectionsError at 100).
-        pool = BlockingConnectionPool.from_url(
-            s.redis_url, max_connections=64, timeout=10, **redis_client.async_options()
-        )
-        redis = Redis(connection_pool=pool, decode_responses=False)
+        redis = redis_client.async_client(s.redis_url, max_connections=64, pool_wait_s=10)
         state = State(redis, s.namespace, s.retention_ms)
         sender = Sender(s.allow_hosts, s.request_timeout_s, s.max_connections)
         await sender.start()
@@ -99,7 +95,6 @@ class Notifier:
                     await consumer.stop()
             await sender.close()
             await redis.aclose()
-            await pool.disconnect()
 
     async def _intake(
         self, consumer: AIOKafkaConsumer, intake: Intake, kick: asyncio.Event

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT
 
+from runtime import redis_client
 from schemas import deliveries as d
 from schemas.deliveries import Attempt, Delivery
 
@@ -73,11 +75,17 @@ class Claimed:
 
 
 class State:
-    """Typed access to the notifier's keys of one namespace (async redis-py, bytes replies)."""
+    """Typed access to the notifier's keys of one namespace (async redis-py, bytes replies).
+
+    On a Redis Cluster every key of the namespace is in one slot (``d.key_namespace``), and
+    scripts in a pipeline are sent as ``EVAL`` (redis-py refuses ``EVALSHA`` in a cluster
+    pipeline).
+    """
 
     def __init__(self, redis: Redis, namespace: str, ttl_ms: int) -> None:
         self.redis = redis
-        self.ns = namespace
+        self.cluster = redis_client.is_cluster(redis)
+        self.ns = d.key_namespace(namespace, self.cluster)
         self.ttl_ms = ttl_ms
         self._enqueue = redis.register_script(ENQUEUE)
         self._claim = redis.register_script(CLAIM)
@@ -101,22 +109,23 @@ class State:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for delivery, due in items:
-                await self._enqueue(
-                    keys=[
-                        d.last_key(self.ns, delivery.message_id),
-                        d.pending_key(self.ns, delivery.message_id),
-                        d.due_key(self.ns),
-                    ],
-                    args=[
-                        delivery.endpoint,
-                        delivery.sequence,
-                        delivery.to_json(),
-                        due,
-                        d.member(delivery.message_id, delivery.endpoint),
-                        self.ttl_ms,
-                    ],
-                    client=pipe,
-                )
+                keys = [
+                    d.last_key(self.ns, delivery.message_id),
+                    d.pending_key(self.ns, delivery.message_id),
+                    d.due_key(self.ns),
+                ]
+                args: list[EncodableT] = [
+                    delivery.endpoint,
+                    delivery.sequence,
+                    delivery.to_json(),
+                    due,
+                    d.member(delivery.message_id, delivery.endpoint),
+                    self.ttl_ms,
+                ]
+                if self.cluster:
+                    pipe.eval(ENQUEUE, len(keys), *keys, *args)
+                else:
+                    await self._enqueue(keys=keys, args=args, client=pipe)
             return [int(r) for r in await pipe.execute()]
 
     async def disabled(self) -> set[str]:

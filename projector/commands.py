@@ -17,6 +17,8 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from runtime import cluster_pipeline, redis_client
+
 Commands = list[tuple[Any, ...]]
 """Redis commands as argument tuples, e.g. ``("SET", key, value)``."""
 
@@ -74,10 +76,13 @@ class ScriptedPipelines:
         """Send commands in one write and read every reply (error replies as exceptions).
 
         A connection that failed mid-way is disconnected, never returned to the pool with
-        replies outstanding (docs/pitfalls.md: redis-py#2624).
+        replies outstanding (docs/pitfalls.md: redis-py#2624). On a Redis Cluster the
+        commands go to the masters of their slots (``runtime.cluster_pipeline``).
         """
         if not cmds:
             return []
+        if redis_client.is_cluster(self.redis):
+            return cluster_pipeline.send(self.redis, cmds)
         pool = self.redis.connection_pool
         conn = pool.get_connection()
         try:

@@ -13,18 +13,19 @@ from typing import cast
 from redis.asyncio import Redis
 
 from projector.errors import GenerationError
+from runtime import redis_client
 from schemas import keys
 from schemas.layout import DEFAULT_BUCKETS, FORMAT, Layout, is_legacy, meta_key
 from schemas.rebuild import rebuild_key
 
 SWITCH = """
--- KEYS[1] the generation pointer, KEYS[2] the positions of format-1 generation 0.
--- ARGV[1] the generation we expect it to name (an unset pointer names what `served` says),
--- ARGV[2] the new one, ARGV[3] the default generation. Switches only if nobody switched
--- since we looked.
+-- KEYS[1] the generation pointer, KEYS[2] (single node only) the positions of format-1
+-- generation 0. ARGV[1] the generation we expect it to name (an unset pointer names what
+-- `served` says), ARGV[2] the new one, ARGV[3] the default generation. Switches only if
+-- nobody switched since we looked.
 local cur = redis.call('GET', KEYS[1])
 if not cur then
-  cur = redis.call('EXISTS', KEYS[2]) == 1 and '0' or ARGV[3]
+  cur = (#KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 1) and '0' or ARGV[3]
 end
 if cur ~= ARGV[1] then return cur end
 redis.call('SET', KEYS[1], ARGV[2])
@@ -38,12 +39,12 @@ to cover the log up to the end offsets it read after announcing itself."""
 
 
 UNSET = """
--- KEYS[1] the generation pointer, KEYS[2] the positions of format-1 generation 0.
--- The pointer, else '0' when an older release has been projecting into generation 0
--- (never switched), else the default generation of the current format.
+-- KEYS[1] the generation pointer, KEYS[2] (single node only) the positions of format-1
+-- generation 0. The pointer, else '0' when an older release has been projecting into
+-- generation 0 (never switched), else the default generation of the current format.
 local cur = redis.call('GET', KEYS[1])
 if cur then return cur end
-if redis.call('EXISTS', KEYS[2]) == 1 then return '0' end
+if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 1 then return '0' end
 return ARGV[1]
 """
 
@@ -51,13 +52,23 @@ DEFAULT_GENERATION = "1"
 """The generation a deployment that never replayed serves (format 2)."""
 
 
+async def _unset(redis: Redis) -> tuple[list[str], str]:
+    """Keys and default of :data:`UNSET` and :data:`SWITCH`. On a Redis Cluster the pointer
+    and format 1's positions are in different slots, so the positions are looked at first,
+    on their own (they only ever appear by an earlier release projecting into ``0``)."""
+    if not redis_client.is_cluster(redis):
+        return [keys.GENERATION_KEY, keys.positions_key("0")], DEFAULT_GENERATION
+    legacy = await redis.exists(keys.positions_key("0"))
+    return [keys.GENERATION_KEY], "0" if legacy else DEFAULT_GENERATION
+
+
 async def served(redis: Redis) -> str:
     """The generation the read API serves: the pointer; when it was never set, ``0`` for a
-    deployment an earlier release has been projecting (format 1), else ``1``. One round trip.
+    deployment an earlier release has been projecting (format 1), else ``1``. One round trip
+    (two on a Redis Cluster).
     """
-    value = await redis.eval(
-        UNSET, 2, keys.GENERATION_KEY, keys.positions_key("0"), DEFAULT_GENERATION
-    )
+    keys_, default = await _unset(redis)
+    value = await redis.eval(UNSET, len(keys_), *keys_, default)
     return cast(bytes, value).decode()
 
 
@@ -91,13 +102,8 @@ async def switch(redis: Redis, expected: str, new: str) -> None:
 
     Raises :class:`GenerationError` when another generation was switched in meanwhile.
     """
-    result = cast(
-        bytes,
-        await redis.eval(
-            SWITCH, 2, keys.GENERATION_KEY, keys.positions_key("0"), expected, new,
-            DEFAULT_GENERATION,
-        ),
-    )  # fmt: skip
+    keys_, default = await _unset(redis)
+    result = cast(bytes, await redis.eval(SWITCH, len(keys_), *keys_, expected, new, default))
     if result.decode() != new:
         raise GenerationError(f"the served generation changed to {result.decode()} meanwhile")
 

@@ -100,7 +100,7 @@ class LegacyStore:
     @classmethod
     def from_url(cls, url: str, generation: str, retention_ms: int) -> LegacyStore:
         """A store with its own synchronous client of ``url``."""
-        client = Redis.from_url(url, decode_responses=False, **redis_client.sync_options())
+        client = redis_client.sync_client(url)
         return cls(client, generation, retention_ms)
 
     # --- pipelines ------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from multiprocessing.sharedctypes import Synchronized
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Gauge
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from tqdm import tqdm
 
@@ -113,9 +112,7 @@ class Replay:
     async def run(self) -> ReplayResult:
         """Rebuild, switch and clean up; see the module docstring."""
         started = time.monotonic()
-        redis = Redis.from_url(
-            self.s.redis_url, decode_responses=False, **redis_client.async_options()
-        )
+        redis = redis_client.async_client(self.s.redis_url)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.s.kafka_bootstrap_servers,
             enable_auto_commit=False,
@@ -130,9 +127,7 @@ class Replay:
             target = old if self.in_place else generations.new_generation_id()
             if not self.in_place:
                 await generations.mark_building(redis, target, self.announce_ttl_s)
-            writer = SyncRedis.from_url(
-                self.s.redis_url, decode_responses=False, **redis_client.sync_options()
-            )
+            writer = redis_client.sync_client(self.s.redis_url)
             store = await open_store(
                 redis, writer, target, self.s.retention_ms, self.s.projection_buckets
             )
@@ -326,12 +321,8 @@ def _worker_main(
             counter.value += n
 
     async def run() -> None:
-        redis = Redis.from_url(
-            settings.redis_url, decode_responses=False, **redis_client.async_options()
-        )
-        writer = SyncRedis.from_url(
-            settings.redis_url, decode_responses=False, **redis_client.sync_options()
-        )
+        redis = redis_client.async_client(settings.redis_url)
+        writer = redis_client.sync_client(settings.redis_url)
         try:
             store = await open_store(
                 redis, writer, target, settings.retention_ms, settings.projection_buckets

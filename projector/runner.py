@@ -132,11 +132,9 @@ class Projector:
         """Consume, apply, commit until stopped. Raises on errors a retry cannot cure."""
         s = self.settings
         await ensure_topics(s)
-        redis = Redis.from_url(s.redis_url, decode_responses=False, **redis_client.async_options())
+        redis = redis_client.async_client(s.redis_url)
         await redis_config.check_listpack(redis)
-        writer = SyncRedis.from_url(
-            s.redis_url, decode_responses=False, **redis_client.sync_options()
-        )
+        writer = redis_client.sync_client(s.redis_url)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap_servers,
             group_id=s.group_id,

@@ -73,7 +73,7 @@ class ProjectionStore:
     @classmethod
     def from_url(cls, url: str, layout: Layout | str, retention_ms: int) -> ProjectionStore:
         """A store with its own synchronous client of ``url``."""
-        client = Redis.from_url(url, decode_responses=False, **redis_client.sync_options())
+        client = redis_client.sync_client(url)
         return cls(client, layout, retention_ms)
 
     async def apply(self, events: Sequence[Event], now_ms: int | None = None) -> ApplyReport:

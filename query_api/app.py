@@ -13,7 +13,6 @@ from urllib.parse import urlencode
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from query_api import params, scoped
@@ -234,26 +233,25 @@ async def get_openapi(_request: web.Request) -> web.Response:
 
 async def _reader_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    pool = BlockingConnectionPool.from_url(
+    redis = redis_client.async_client(
         settings.redis_url,
+        timeout_s=settings.redis_timeout_s,
         max_connections=settings.redis_max_connections,
-        timeout=5,
-        **redis_client.async_options(settings.redis_timeout_s),
+        pool_wait_s=5,
     )
-    redis = Redis(connection_pool=pool, decode_responses=False)
     reader = Reader(
         redis,
         settings.retention_ms,
         settings.generation_poll_s,
         settings.generation,
-        settings.per_slot_lists,
+        # A cluster has no single node on which the list script could read every message.
+        settings.per_slot_lists or settings.redis_cluster,
     )
     app[READER] = reader
     await reader.start()
     yield
     await reader.stop()
     await redis.aclose()
-    await pool.disconnect()
 
 
 async def _keys_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -300,7 +298,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         """Redis answers, and no rebuild of the served projection is behind the log."""
         try:
             async with asyncio.timeout(1.0):
-                ok = bool(await app[READER].redis.ping())
+                ok = await redis_client.ping(app[READER].redis)
                 complete = await app[PROGRESS].check()
         except (RedisError, OSError, TimeoutError):
             ok = complete = False

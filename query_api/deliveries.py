@@ -121,7 +121,7 @@ def add_delivery_routes(
     app[VISIBLE] = visible
     app[AUDIT] = audit
     app[REDIS_OF] = redis_of
-    app[NAMESPACE] = settings.namespace
+    app[NAMESPACE] = deliveries.key_namespace(settings.namespace, settings.redis_cluster)
     app[TTL_MS] = settings.retention_ms
     app.router.add_get(PREFIX + "/{messageid:[^/]+}/deliveries", get_deliveries)
     app.router.add_post(PREFIX + "/{messageid:[^/]+}/deliveries/resend", post_resend)

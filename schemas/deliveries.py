@@ -13,8 +13,12 @@ is what lets the notifier drop changes it already handled. Per message (hash tag
 
 and per notifier deployment: ``due`` (ZSET ``<id> <endpoint>`` -> when due, epoch ms),
 ``disabled`` (HASH endpoint -> why, after a 410), ``dead`` (LIST of dead letters, newest
-first). Every per-message key expires with the projection's retention. The scripts touch keys
-of several slots: one Redis (or a cluster with the namespace on one node), not Redis Cluster.
+first). Every per-message key expires with the projection's retention.
+
+The scripts touch a message's keys together with ``due``, so on a Redis Cluster
+(``redis+cluster://``) the whole namespace is one hash tag: :func:`key_namespace` makes the keys
+``msgstatus:{notify}:...``, all in one slot of one master (and its replica). The notifier's
+load is small beside the projection's, which spreads over every master.
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ MAX_ATTEMPTS_KEPT = 50
 MAX_DEAD_KEPT = 10_000
 
 Outcome = Literal["delivered", "retry", "dead", "gone", "refused", "superseded"]
+
+
+def key_namespace(namespace: str, cluster: bool) -> str:
+    """The namespace as it appears in keys: ``{namespace}`` (one Redis Cluster hash tag, so
+    one slot for every key) on a cluster, as is on a single node (the layout of earlier
+    releases). Settings allow neither ``{`` nor ``}`` in a namespace."""
+    return f"{{{namespace}}}" if cluster else namespace
 
 
 def _key(namespace: str, entity: str, message_id: str | None = None) -> str:

@@ -11,6 +11,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from runtime import redis_client
+
 
 def split_csv(value: object) -> object:
     """Accept ``a,b,c`` (and JSON lists) for list settings given as environment variables."""
@@ -39,7 +41,10 @@ class CommonSettings(BaseSettings):
     )
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="redis://host:port/db, or redis+cluster://host:port[,host:port...]",
+    )
     topic: str = "message-status.events"
     dlq_topic: str = Field(default="", description="dead-letter topic; default <topic>.dlq")
     topic_partitions: int = Field(default=6, ge=1, le=1000)
@@ -47,6 +52,11 @@ class CommonSettings(BaseSettings):
     retention_days: int = Field(default=90, ge=1, le=3650)
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        return redis_client.check_url(value)
 
     @field_validator("dlq_topic")
     @classmethod
@@ -59,6 +69,11 @@ class CommonSettings(BaseSettings):
     def dead_letter_topic(self) -> str:
         """The dead-letter topic: ``MSGSTATUS_DLQ_TOPIC`` or ``<topic>.dlq``."""
         return self.dlq_topic or f"{self.topic}.dlq"
+
+    @property
+    def redis_cluster(self) -> bool:
+        """Whether ``redis_url`` names a Redis Cluster (``redis+cluster://``)."""
+        return redis_client.is_cluster_url(self.redis_url)
 
     @property
     def retention_ms(self) -> int:

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from projector.provider_routing import Candidate, route
 from projector.store import ProjectionStore
+from runtime import redis_client
 from schemas.events import EventRecord, ProviderInfo, SmsInfo
 from schemas.layout import Layout
 from schemas.status import Channel, Status
@@ -159,13 +160,13 @@ def test_rule_is_a_function_of_the_candidate_set(
 
 def writer() -> SyncRedis:
     """A synchronous client for the store (it writes from a worker thread)."""
-    return SyncRedis.from_url(REDIS_URL, decode_responses=False)
+    return redis_client.sync_client(REDIS_URL)
 
 
 @pytest.fixture(scope="module")
 async def redis() -> AsyncIterator[Redis]:
     """A bytes-returning client of the test Redis."""
-    client = Redis.from_url(REDIS_URL, decode_responses=False)
+    client = redis_client.async_client(REDIS_URL)
     yield client
     await client.aclose()
 

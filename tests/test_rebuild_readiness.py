@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from projector.rebuild import RebuildTracker
 from query_api.progress import ProjectionProgress
+from runtime import redis_client
 from schemas import rebuild
 from tests.support.stack import REDIS_URL
 
@@ -18,7 +19,7 @@ from tests.support.stack import REDIS_URL
 @pytest.fixture
 async def redis() -> AsyncIterator[Redis]:
     """A client of the shared test Redis (each test uses a generation of its own)."""
-    client = Redis.from_url(REDIS_URL, decode_responses=False)
+    client = redis_client.async_client(REDIS_URL)
     yield client
     await client.aclose()
 

@@ -42,6 +42,7 @@ SAMPLES = {
     "allow_unsigned_providers": "smpp,events",
     "since": "2026-01-01T00:00:00Z",
     "retry_schedule_s": "1,2.5",
+    "redis_url": "redis+cluster://redis-0.test:6379,redis-1.test:6379",
     "tenants_file": str(pathlib.Path(__file__).parent.parent / "docs/examples/tenants.json"),
     "api_keys_file": str(pathlib.Path(__file__).parent.parent / "docs/examples/api-keys.json"),
 }

@@ -18,30 +18,30 @@ from redis.crc import key_slot
 
 from projector import generations, parking
 from projector.store import ProjectionStore
+from runtime import redis_client
 from schemas import keys, packed
 from schemas.events import EventRecord, ProviderInfo
 from schemas.layout import Layout, meta_key, provider_field
 from schemas.status import Channel, Status
 from tests.factories import record
+from tests.support.redis_urls import database
 
 # A Redis database of this module's own: its SCANs of whole generations then pass over this
 # module's keys only, not over everything the rest of the suite wrote.
-REDIS_URL = (
-    os.environ.get("MSGSTATUS_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/5"
-)
+REDIS_URL = database(os.environ.get("MSGSTATUS_REDIS_URL", "redis://127.0.0.1:6379/0"), 5)
 DAY = 86_400_000
 NOW = int(time.time() * 1000)
 
 
 def writer() -> SyncRedis:
     """A synchronous client for the store (it writes from a worker thread)."""
-    return SyncRedis.from_url(REDIS_URL, decode_responses=False)
+    return redis_client.sync_client(REDIS_URL)
 
 
 @pytest.fixture(scope="module")
 async def redis() -> AsyncIterator[Redis]:
     """A bytes-returning client of the test Redis."""
-    client = Redis.from_url(REDIS_URL, decode_responses=False)
+    client = redis_client.async_client(REDIS_URL)
     yield client
     await client.aclose()
 

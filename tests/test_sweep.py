@@ -6,12 +6,10 @@ import os
 import time
 import uuid
 
-from redis import Redis as SyncRedis
-from redis.asyncio import Redis
-
 from projector import generations
 from projector.store import ProjectionStore
 from projector.sweep import buckets_per_step, sweep_step
+from runtime import redis_client
 from schemas.layout import meta_key, provider_field
 from schemas.status import Status
 from tests.factories import record
@@ -23,13 +21,13 @@ DAY = 86_400_000
 async def test_sweep_removes_expired_messages_their_index_and_provider_entries() -> None:
     """Past its retention a message, its index entries and its provider entry are deleted;
     a fresh one stays; a deleted generation is never re-created by a late sweep."""
-    redis = Redis.from_url(REDIS_URL, decode_responses=False)
+    redis = redis_client.async_client(REDIS_URL)
     gen = f"sw{uuid.uuid4().hex[:8]}"
     now = int(time.time() * 1000)
     try:
         layout = await generations.layout(redis, gen, 5)
         assert layout is not None
-        store = ProjectionStore(SyncRedis.from_url(REDIS_URL), layout, DAY)
+        store = ProjectionStore(redis_client.sync_client(REDIS_URL), layout, DAY)
         old, fresh = str(uuid.uuid4()), str(uuid.uuid4())
         phone = "+4930555111"
         at = now - 3 * DAY

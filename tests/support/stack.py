@@ -29,6 +29,7 @@ from projector.runner import Projector
 from projector.settings import ProjectorSettings
 from query_api.app import create_app as create_api
 from query_api.settings import ApiSettings
+from runtime import redis_client
 from tests.factories import new_secret, sign
 
 KAFKA = os.environ.get("MSGSTATUS_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -196,7 +197,7 @@ class Stack:
         """Start the services (ingest on a free port, API on a free port, projector task);
         ``ingest_overrides`` and ``api_overrides`` are settings of ingest and the API."""
         self.http = aiohttp.ClientSession()
-        self.redis = Redis.from_url(self.redis_url, decode_responses=False)
+        self.redis = redis_client.async_client(self.redis_url)
         ingest = create_ingest(
             IngestSettings(
                 **self.common(),
