@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import orjson
 from aiohttp import web
@@ -16,7 +17,7 @@ from prometheus_client import Counter
 
 from ingest.admission import SHED, Admission, estimate_events
 from ingest.errors import BodyTimeout, LogUnavailable
-from ingest.publisher import Publisher
+from ingest.publisher import Publishable, Publisher, WireRecord
 from ingest.settings import IngestSettings
 from runtime.web import problem_response
 from schemas.events import EventRecord
@@ -58,8 +59,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Responder = Callable[[Sequence[EventRecord]], web.Response]
 """Builds the 2xx answer once Kafka acknowledged the records (providers differ here)."""
 
+R = TypeVar("R", EventRecord, WireRecord)
 
-def accepted_response(records: Sequence[EventRecord], status: int = 202) -> web.Response:
+
+def accepted_response(records: Sequence[Publishable], status: int = 202) -> web.Response:
     """``status`` (202) with the ids of the events Kafka acknowledged:
     ``{"accepted": n, "eventIds": [...]}``."""
     body = orjson.dumps({"accepted": len(records), "eventIds": [r.event_id for r in records]})
@@ -68,8 +71,8 @@ def accepted_response(records: Sequence[EventRecord], status: int = 202) -> web.
 
 async def publish_or_problem(
     request: web.Request,
-    records: Sequence[EventRecord],
-    respond: Responder = accepted_response,
+    records: Sequence[R],
+    respond: Callable[[Sequence[R]], web.Response] = accepted_response,
 ) -> web.Response:
     """Publish and answer with ``respond(records)`` only after Kafka acknowledged every record.
 

@@ -21,6 +21,7 @@ import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -67,6 +68,26 @@ idempotent-producer state is out of step with the broker (aiokafka#1017)."""
 TIMEOUTS: tuple[type[Exception], ...] = (TimeoutError, KafkaTimeoutError, RequestTimedOutError)
 """Errors that say only that acknowledgements were late: load or an outage, told apart by
 whether anything else was acknowledged meanwhile."""
+
+
+class WireRecord(NamedTuple):
+    """A log record as published: its Kafka key and value, and what the answer and the
+    metrics need. :func:`ingest.canonical.parse_wire` makes them without an
+    :class:`EventRecord`; :func:`wire` makes one of an :class:`EventRecord`."""
+
+    event_id: str
+    source: str
+    key: bytes
+    value: bytes
+
+
+def wire(record: EventRecord) -> WireRecord:
+    """The wire form of ``record``: key :func:`record_key`, value ``record.to_json()``."""
+    return WireRecord(record.event_id, record.source, record_key(record), record.to_json())
+
+
+Publishable = EventRecord | WireRecord
+"""What :meth:`Publisher.publish` takes: records, or their wire form."""
 
 
 def _acknowledged(future: asyncio.Future[object]) -> bool:
@@ -145,7 +166,7 @@ class Publisher:
         """True when nothing was acknowledged for a whole ``produce_timeout_s``."""
         return time.monotonic() - self._last_ack >= self._settings.produce_timeout_s
 
-    async def publish(self, records: Sequence[EventRecord]) -> None:
+    async def publish(self, records: Sequence[Publishable]) -> None:
         """Send records and wait until Kafka acknowledged every one (acks=all).
 
         Raises :class:`LogUnavailable` when no producer is connected, on any Kafka error, or
@@ -164,9 +185,8 @@ class Publisher:
         try:
             async with asyncio.timeout(self._settings.produce_timeout_s):
                 for record in records:
-                    futures.append(
-                        await producer.send(topic, record.to_json(), key=record_key(record))
-                    )
+                    out = record if isinstance(record, WireRecord) else wire(record)
+                    futures.append(await producer.send(topic, out.value, key=out.key))
                 await asyncio.gather(*futures)
         except TIMEOUTS:
             PUBLISH_FAILURES.labels("timeout").inc()
