@@ -347,7 +347,7 @@ def _fast_provider(value: object) -> dict[str, str]:
 
 
 _SIMPLE_TIME = re.compile(
-    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}):([0-5][0-9])(?:\.([0-9]{1,9}))?Z"
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}):([0-5][0-9])(?:\.([0-9]{1,9}))?(?:Z|\+00:00)?"
 )
 _MINUTES: dict[str, int] = {}
 """Epoch ms of the minutes seen lately (``2026-02-04T06:54`` -> ms), checked by parse_iso_ms."""
@@ -355,7 +355,8 @@ _MINUTES: dict[str, int] = {}
 
 def _fast_time(value: object, received_ms: int, max_skew_s: int | None) -> int:
     """:func:`schemas.timefmt.parse_iso_ms`; the usual ``...T06:54:35.123Z`` form from the
-    epoch ms of its minute, remembered (events arrive in time order, more or less)."""
+    epoch ms of its minute, remembered (events arrive in time order, more or less). UTC
+    only (``Z``, ``+00:00`` or no offset); other forms are parsed in full."""
     _need(type(value) is str)
     assert isinstance(value, str)
     simple = _SIMPLE_TIME.fullmatch(value)
