@@ -6,11 +6,12 @@ each bad field with a JSON-pointer-like path (``[2].provider.code``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -469,16 +470,14 @@ def _fast_item(
     return WireRecord(event_id, SOURCE, key, orjson.dumps(record))
 
 
-def parse_wire(
-    body: bytes,
-    max_events: int,
-    normalize_id: IdNormalizer | None = None,
-    *,
-    max_skew_s: int | None = None,
-) -> list[WireRecord]:
-    """:func:`parse_body`, as the records' Kafka keys and values (what the handler
-    publishes): the same records, the same :class:`InvalidBody`, without building pydantic
-    models for the common event (see above)."""
+STEP = 16
+"""Events parsed between two returns to the event loop (:func:`parse_wire_yielding`)."""
+
+
+def _wire_steps(
+    body: bytes, max_events: int, normalize_id: IdNormalizer | None, max_skew_s: int | None
+) -> Generator[None, None, list[WireRecord]]:
+    """:func:`parse_wire`'s work, pausing (``yield``) after every :data:`STEP` events."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -493,6 +492,8 @@ def parse_wire(
     errors: list[FieldError] = []
     records: list[WireRecord] = []
     for index, item in enumerate(items):
+        if index and not index % STEP:
+            yield
         if type(item) is dict:
             try:
                 records.append(_fast_item(item, received_ms, normalize_id, max_skew_s))
@@ -508,3 +509,41 @@ def parse_wire(
     if errors:
         raise InvalidBody(errors)
     return records
+
+
+def parse_wire(
+    body: bytes,
+    max_events: int,
+    normalize_id: IdNormalizer | None = None,
+    *,
+    max_skew_s: int | None = None,
+) -> list[WireRecord]:
+    """:func:`parse_body`, as the records' Kafka keys and values (what the handler
+    publishes): the same records, the same :class:`InvalidBody`, without building pydantic
+    models for the common event (see above)."""
+    steps = _wire_steps(body, max_events, normalize_id, max_skew_s)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+async def parse_wire_yielding(
+    body: bytes,
+    max_events: int,
+    normalize_id: IdNormalizer | None = None,
+    *,
+    max_skew_s: int | None = None,
+) -> list[WireRecord]:
+    """:func:`parse_wire`, returning to the event loop after every :data:`STEP` events: a
+    large body is parsed in steps of a fraction of a millisecond, so the requests that
+    arrive meanwhile (a 503 of admission control above all) are not kept waiting behind it
+    (docs/operations.md "Overload")."""
+    steps = _wire_steps(body, max_events, normalize_id, max_skew_s)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        await asyncio.sleep(0)

@@ -56,6 +56,9 @@ REPLACEMENTS = Counter(
     ["reason"],
 )
 
+STEP = 16
+"""Records handed to the producer between two returns to the event loop."""
+
 BROKEN: tuple[type[KafkaError], ...] = (
     KafkaConnectionError,
     NodeNotReadyError,
@@ -208,10 +211,15 @@ class Publisher:
         futures: list[asyncio.Future[object]] = []
         try:
             async with asyncio.timeout(self._settings.produce_timeout_s):
-                for record in records:
+                for index, record in enumerate(records):
+                    if index and not index % STEP:
+                        await asyncio.sleep(0)  # a large batch in steps: see parse_wire_yielding
                     out = record if isinstance(record, WireRecord) else wire(record)
                     futures.append(await producer.send(topic, out.value, key=out.key))
-                await asyncio.gather(*futures)
+                if len(futures) == 1:
+                    await futures[0]  # what gather does for one, without its bookkeeping
+                else:
+                    await asyncio.gather(*futures)
         except TIMEOUTS:
             PUBLISH_FAILURES.labels("timeout").inc()
             # A large batch that was partly acknowledged made progress: the producer works.
