@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from ingest.admission import Admission
-from ingest.canonical import parse_body
+from ingest.canonical import parse_wire_yielding
 from ingest.errors import BodyTimeout, InvalidBody, Unauthenticated
 from ingest.http import (
     ADMISSION,
@@ -71,7 +71,7 @@ async def canonical_webhook(request: web.Request) -> web.Response:
         return unauthorized(request, str(exc))
     body = strip_bom(body)  # after the signature check: it covers the bytes as sent
     try:
-        records = parse_body(
+        records = await parse_wire_yielding(
             body,
             settings.max_batch_events,
             request.app[PROVIDER_IDS].normalize,

@@ -6,10 +6,13 @@ each bad field with a JSON-pointer-like path (``[2].provider.code``).
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import re
 import time
 import uuid
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Generator
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from pydantic import (
@@ -22,8 +25,12 @@ from pydantic import (
 )
 
 from ingest.errors import InvalidBody
+from ingest.publisher import WireRecord, wire
 from ingest.segments import segment_count
 from schemas.events import (
+    EVENT_ID_NAMESPACE,
+    SCHEMA_VERSION,
+    UUID_TEXT,
     EventRecord,
     ProviderInfo,
     Reference,
@@ -35,7 +42,7 @@ from schemas.events import (
 from schemas.phone import PhoneNumberError, normalize_e164
 from schemas.problems import FieldError
 from schemas.status import Channel, Status
-from schemas.timefmt import TimestampError, parse_iso_ms
+from schemas.timefmt import MAX_MS, TimestampError, parse_iso_ms
 from schemas.webhook_config import WebhookConfig
 
 MAX_TEXT = 10_000
@@ -234,3 +241,309 @@ def parse_body(
     if errors:
         raise InvalidBody(errors)
     return records
+
+
+# --- the fast path of the common event ---------------------------------------------------
+#
+# Validating a small event with pydantic (CanonicalEvent, then the record and its JSON through
+# model_dump) was the largest cost of a single-event webhook (docs/benchmarks.md). The common
+# event -- plain JSON types, no ``text`` and no ``webhook``, every rule met -- is checked here
+# by hand and turned straight into the log record's key and JSON. Anything else, including
+# every event with a problem, goes through the pydantic path above, which names the problems:
+# so this path only ever accepts what that path accepts, with the same record
+# (tests/test_canonical_fast.py compares the two), and every 4xx comes from that path.
+
+_FAST_KEYS = frozenset(
+    {"eventId", "messageId", "status", "occurredAt", "channel", "phoneNumber", "reference"}
+    | {"sms", "provider"}
+)
+_REFERENCE_KEYS = ("service", "action", "key")
+_REFERENCE_SET = frozenset(_REFERENCE_KEYS)
+_PROVIDER_KEYS = ("name", "id", "status", "code", "message")
+_PROVIDER_SET = frozenset(_PROVIDER_KEYS)
+_STATUSES = {s.value: s for s in Status}
+_CHANNELS = {c.value: c for c in Channel}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MESSAGE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_UUID_FULL = UUID_TEXT.fullmatch
+_E = TypeVar("_E", Status, Channel)
+
+
+class _Slow(Exception):  # noqa: N818 - control flow, never leaves this module
+    """The event is not the common valid one: the pydantic path decides (and names problems)."""
+
+
+def _need(ok: bool) -> None:
+    if not ok:
+        raise _Slow
+
+
+def _text(value: object, least: int, most: int) -> str:
+    """``NonEmpty`` (least 1) or ``ShortText`` (least 0) of :mod:`schemas.events`."""
+    _need(type(value) is str)
+    assert isinstance(value, str)
+    _need(least <= len(value) <= most and _CONTROL.search(value) is None)
+    return value
+
+
+def _uuid_text(value: object) -> str | None:
+    """The lower-case text of a UUID in its 36-character form (pydantic's ``uuid.UUID``
+    accepts more forms: those take the pydantic path); None stays None."""
+    if value is None:
+        return None
+    _need(type(value) is str and len(value) == 36 and _UUID_FULL(value) is not None)
+    assert isinstance(value, str)
+    return value.lower()
+
+
+def _choice(value: object, choices: dict[str, _E]) -> _E | None:
+    if value is None:
+        return None
+    found = choices.get(value) if type(value) is str else None
+    _need(found is not None)
+    return found
+
+
+def _fast_reference(value: object) -> dict[str, str] | None:
+    if value is None:
+        return None
+    _need(type(value) is dict and value.keys() <= _REFERENCE_SET)
+    assert isinstance(value, dict)
+    out = {}
+    for name in _REFERENCE_KEYS:  # the model's field order: the record's JSON keeps it
+        part = value.get(name)
+        if part is not None:
+            out[name] = _text(part, 1 if name == "key" else 0, 255)
+    return out
+
+
+def _fast_sms(value: object) -> dict[str, int] | None:
+    if value is None:
+        return None
+    _need(type(value) is dict and value.keys() == {"segments"})
+    assert isinstance(value, dict)
+    segments = value["segments"]
+    _need(type(segments) is int and 1 <= segments <= 255)
+    return {"segments": segments}
+
+
+def _fast_provider(value: object) -> dict[str, str]:
+    _need(type(value) is dict and value.keys() <= _PROVIDER_SET)
+    assert isinstance(value, dict)
+    out = {}
+    for name in _PROVIDER_KEYS:
+        part = value.get(name)
+        if part is None:
+            continue
+        if name == "code" and type(part) is int:
+            part = str(part)  # ProviderInfo accepts integer codes as their text
+        if name == "message":
+            _need(type(part) is str and len(part) <= 1000)
+            _need(_MESSAGE_CONTROL.search(part) is None)
+            out[name] = part
+        else:
+            out[name] = _text(part, 1 if name in ("name", "id") else 0, 255)
+    _need("status" in out and "code" in out)
+    return out
+
+
+_SIMPLE_TIME = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}):([0-5][0-9])(?:\.([0-9]{1,9}))?(?:Z|\+00:00)?"
+)
+_MINUTES: dict[str, int] = {}
+"""Epoch ms of the minutes seen lately (``2026-02-04T06:54`` -> ms), checked by parse_iso_ms."""
+
+
+def _fast_time(value: object, received_ms: int, max_skew_s: int | None) -> int:
+    """:func:`schemas.timefmt.parse_iso_ms`; the usual ``...T06:54:35.123Z`` form from the
+    epoch ms of its minute, remembered (events arrive in time order, more or less). UTC
+    only (``Z``, ``+00:00`` or no offset); other forms are parsed in full."""
+    _need(type(value) is str)
+    assert isinstance(value, str)
+    simple = _SIMPLE_TIME.fullmatch(value)
+    try:
+        if simple is None:
+            occurred_ms = parse_iso_ms(value)
+        else:
+            minute = _MINUTES.get(simple[1])
+            if minute is None:
+                minute = parse_iso_ms(simple[1] + ":00Z")
+                if len(_MINUTES) >= 4096:
+                    _MINUTES.clear()
+                _MINUTES[simple[1]] = minute
+            frac = simple[3]
+            occurred_ms = minute + int(simple[2]) * 1000 + (int((frac + "00")[:3]) if frac else 0)
+            _need(occurred_ms < MAX_MS)
+    except TimestampError:
+        raise _Slow from None
+    _need(max_skew_s is None or occurred_ms <= received_ms + max_skew_s * 1000)
+    return occurred_ms
+
+
+def _fast_phone(value: object) -> str | None:
+    if value is None:
+        return None
+    _need(type(value) is str and 1 <= len(value) <= 32)
+    assert isinstance(value, str)
+    try:
+        return normalize_e164(value)
+    except PhoneNumberError:
+        raise _Slow from None
+
+
+_NAMESPACE = EVENT_ID_NAMESPACE.bytes
+
+
+def _event_id(content: dict[str, Any]) -> str:
+    """:func:`schemas.events.derive_event_id` (UUIDv5 of the sorted-key JSON), without
+    building ``uuid.UUID`` objects."""
+    digest = bytearray(
+        hashlib.sha1(
+            _NAMESPACE + orjson.dumps(content, option=orjson.OPT_SORT_KEYS), usedforsecurity=False
+        ).digest()
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _fast_item(
+    item: dict[str, Any],
+    received_ms: int,
+    normalize_id: IdNormalizer | None,
+    max_skew_s: int | None,
+) -> WireRecord:
+    """The wire record of a common, valid event; raises :class:`_Slow` for any other."""
+    _need(item.keys() <= _FAST_KEYS)
+    get = item.get
+    event_id = _uuid_text(get("eventId"))
+    message_id = _uuid_text(get("messageId"))
+    status = _choice(get("status"), _STATUSES)
+    _need(status is not None)
+    occurred_ms = _fast_time(get("occurredAt"), received_ms, max_skew_s)
+    channel = _choice(get("channel"), _CHANNELS)
+    phone = _fast_phone(get("phoneNumber"))
+    reference = _fast_reference(get("reference"))
+    sms = _fast_sms(get("sms"))
+    provider = _fast_provider(get("provider"))
+    name, pid = provider.get("name"), provider.get("id")
+    # The rules of _problems (no text, no webhook here): a problem takes the pydantic path.
+    if status is Status.PROVIDER_ACCEPTANCE:
+        _need(None not in (message_id, channel, phone, name, pid))
+        _need(channel is not Channel.SMS or sms is not None)
+    else:
+        _need(message_id is not None or (name is not None and pid is not None))
+        _need(status is not Status.READ or channel is not Channel.SMS)
+    if normalize_id is not None and name is not None and pid is not None:
+        try:
+            provider["id"] = pid = normalize_id(name, pid, phone)
+        except ValueError:
+            raise _Slow from None
+    if event_id is None:
+        event_id = _event_id(
+            {
+                "messageId": message_id,
+                "status": status,
+                "occurredAt": occurred_ms,
+                "channel": channel,
+                "phoneNumber": phone,
+                "reference": reference,
+                "sms": sms,
+                "provider": provider,
+            }
+        )
+    # EventRecord.to_json: its fields in order, nulls left out.
+    record: dict[str, Any] = {"schemaVersion": SCHEMA_VERSION, "eventId": event_id}
+    if message_id is not None:
+        record["messageId"] = message_id
+    record["status"] = status
+    record["occurredAt"] = occurred_ms
+    record["receivedAt"] = received_ms
+    optional = (("channel", channel), ("phoneNumber", phone), ("reference", reference))
+    for field, value in (*optional, ("sms", sms)):
+        if value is not None:
+            record[field] = value
+    record["provider"] = provider
+    record["source"] = SOURCE
+    key = message_id.encode() if message_id is not None else f"provider/{name}/{pid}".encode()
+    return WireRecord(event_id, SOURCE, key, orjson.dumps(record))
+
+
+STEP = 16
+"""Events parsed between two returns to the event loop (:func:`parse_wire_yielding`)."""
+
+
+def _wire_steps(
+    body: bytes, max_events: int, normalize_id: IdNormalizer | None, max_skew_s: int | None
+) -> Generator[None, None, list[WireRecord]]:
+    """:func:`parse_wire`'s work, pausing (``yield``) after every :data:`STEP` events."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidBody([FieldError("body", f"not valid JSON: {exc}")]) from None
+    batch = type(data) is list
+    items = data if batch else [data]
+    if not items:
+        raise InvalidBody([FieldError("body", "an empty array holds no event")])
+    if len(items) > max_events:
+        raise InvalidBody([FieldError("body", f"at most {max_events} events per request")])
+    received_ms = int(time.time() * 1000)
+    errors: list[FieldError] = []
+    records: list[WireRecord] = []
+    for index, item in enumerate(items):
+        if index and not index % STEP:
+            yield
+        if type(item) is dict:
+            try:
+                records.append(_fast_item(item, received_ms, normalize_id, max_skew_s))
+                continue
+            except _Slow:
+                pass
+        where = f"[{index}]" if batch else ""
+        result = _parse_item(item, where, received_ms, normalize_id, max_skew_s)
+        if isinstance(result, list):
+            errors.extend(result)
+        else:
+            records.append(wire(result))
+    if errors:
+        raise InvalidBody(errors)
+    return records
+
+
+def parse_wire(
+    body: bytes,
+    max_events: int,
+    normalize_id: IdNormalizer | None = None,
+    *,
+    max_skew_s: int | None = None,
+) -> list[WireRecord]:
+    """:func:`parse_body`, as the records' Kafka keys and values (what the handler
+    publishes): the same records, the same :class:`InvalidBody`, without building pydantic
+    models for the common event (see above)."""
+    steps = _wire_steps(body, max_events, normalize_id, max_skew_s)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+async def parse_wire_yielding(
+    body: bytes,
+    max_events: int,
+    normalize_id: IdNormalizer | None = None,
+    *,
+    max_skew_s: int | None = None,
+) -> list[WireRecord]:
+    """:func:`parse_wire`, returning to the event loop after every :data:`STEP` events: a
+    large body is parsed in steps of a fraction of a millisecond, so the requests that
+    arrive meanwhile (a 503 of admission control above all) are not kept waiting behind it
+    (docs/operations.md "Overload")."""
+    steps = _wire_steps(body, max_events, normalize_id, max_skew_s)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        await asyncio.sleep(0)

@@ -7,8 +7,10 @@ use them while ``ingest.app`` registers those routes, without an import cycle.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -16,7 +18,7 @@ from prometheus_client import Counter
 
 from ingest.admission import SHED, Admission, estimate_events
 from ingest.errors import BodyTimeout, LogUnavailable
-from ingest.publisher import Publisher
+from ingest.publisher import Publishable, Publisher, WireRecord
 from ingest.settings import IngestSettings
 from runtime.web import problem_response
 from schemas.events import EventRecord
@@ -46,6 +48,22 @@ RECEIVED = Counter(
 )
 
 
+@functools.cache
+def _webhooks(source: str, outcome: str) -> Any:
+    """``WEBHOOKS.labels(source, outcome)``, looked up once (labels() costs per call)."""
+    return WEBHOOKS.labels(source, outcome)
+
+
+@functools.cache
+def _shed(source: str) -> Any:
+    return SHED.labels(source)
+
+
+@functools.cache
+def _received(source: str) -> Any:
+    return RECEIVED.labels(source)
+
+
 def source_of(request: web.Request) -> str:
     """The webhook endpoint's name (``events``, ``twilio``, ...): a route, never user input."""
     resource = request.match_info.route.resource
@@ -58,8 +76,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Responder = Callable[[Sequence[EventRecord]], web.Response]
 """Builds the 2xx answer once Kafka acknowledged the records (providers differ here)."""
 
+R = TypeVar("R", EventRecord, WireRecord)
 
-def accepted_response(records: Sequence[EventRecord], status: int = 202) -> web.Response:
+
+def accepted_response(records: Sequence[Publishable], status: int = 202) -> web.Response:
     """``status`` (202) with the ids of the events Kafka acknowledged:
     ``{"accepted": n, "eventIds": [...]}``."""
     body = orjson.dumps({"accepted": len(records), "eventIds": [r.event_id for r in records]})
@@ -68,8 +88,8 @@ def accepted_response(records: Sequence[EventRecord], status: int = 202) -> web.
 
 async def publish_or_problem(
     request: web.Request,
-    records: Sequence[EventRecord],
-    respond: Responder = accepted_response,
+    records: Sequence[R],
+    respond: Callable[[Sequence[R]], web.Response] = accepted_response,
 ) -> web.Response:
     """Publish and answer with ``respond(records)`` only after Kafka acknowledged every record.
 
@@ -78,7 +98,7 @@ async def publish_or_problem(
     reservation :func:`admit` made is set to the real number of events first.
     """
     source = source_of(request)
-    RECEIVED.labels(source).inc(len(records))
+    _received(source).inc(len(records))
     admission = request.app[ADMISSION]
     reserved = request.get(RESERVED)
     if reserved is not None:
@@ -91,21 +111,21 @@ async def publish_or_problem(
         took = time.monotonic() - started
         if took > admission.target_s:  # a late failure is a late answer; a fast one says nothing
             admission.observe(took)
-        WEBHOOKS.labels(source, "unavailable").inc()
+        _webhooks(source, "unavailable").inc()
         retry = str(request.app[SETTINGS].retry_after_s)
         return problem_response(
             Problem.of(LOG_UNAVAILABLE, str(exc)), request, **{"Retry-After": retry}
         )
     admission.observe(time.monotonic() - started)
-    WEBHOOKS.labels(source, "accepted").inc()
+    _webhooks(source, "accepted").inc()
     return respond(records)
 
 
 def overloaded(request: web.Request) -> web.Response:
     """503 + ``Retry-After`` for a webhook shed by admission control; nothing was published."""
     source = source_of(request)
-    SHED.labels(source).inc()
-    WEBHOOKS.labels(source, "shed").inc()
+    _shed(source).inc()
+    _webhooks(source, "shed").inc()
     retry = str(request.app[SETTINGS].retry_after_s)
     detail = "too many events are being published; retry later"
     return problem_response(Problem.of(OVERLOADED, detail), request, **{"Retry-After": retry})
@@ -138,6 +158,8 @@ async def read_body(request: web.Request) -> bytes:
     Raises :class:`BodyTimeout` when the client stalls (a slow or truncated upload must not
     hold a connection for ever), and ``aiohttp``'s 413 when it exceeds ``max_body_bytes``.
     """
+    if request.content.is_eof():  # all of it arrived with the headers: nothing to wait for
+        return await request.read()
     try:
         async with asyncio.timeout(request.app[SETTINGS].body_timeout_s):
             return await request.read()
@@ -147,7 +169,7 @@ async def read_body(request: web.Request) -> bytes:
 
 def body_timeout(request: web.Request) -> web.Response:
     """408 problem document for a body that did not arrive in time."""
-    WEBHOOKS.labels(source_of(request), "timeout").inc()
+    _webhooks(source_of(request), "timeout").inc()
     timeout = request.app[SETTINGS].body_timeout_s
     return problem_response(
         Problem.of(BODY_TIMEOUT, f"the body did not arrive within {timeout:g} s"), request
@@ -156,11 +178,11 @@ def body_timeout(request: web.Request) -> web.Response:
 
 def unauthorized(request: web.Request, detail: str) -> web.Response:
     """401 problem document; the detail never echoes secrets."""
-    WEBHOOKS.labels(source_of(request), "unauthenticated").inc()
+    _webhooks(source_of(request), "unauthenticated").inc()
     return problem_response(Problem.of(UNAUTHENTICATED, detail), request)
 
 
 def invalid_body(request: web.Request, detail: str, errors: Sequence[FieldError]) -> web.Response:
     """400 problem document naming each bad field."""
-    WEBHOOKS.labels(source_of(request), "invalid").inc()
+    _webhooks(source_of(request), "invalid").inc()
     return problem_response(Problem.of(INVALID_BODY, detail, tuple(errors)), request)

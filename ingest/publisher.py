@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import random
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -35,6 +38,7 @@ from aiokafka.errors import (
     RequestTimedOutError,
     UnknownProducerId,
 )
+from aiokafka.partitioner import murmur2
 from prometheus_client import Counter
 
 from ingest.errors import LogUnavailable
@@ -52,6 +56,9 @@ REPLACEMENTS = Counter(
     ["reason"],
 )
 
+STEP = 16
+"""Records handed to the producer between two returns to the event loop."""
+
 BROKEN: tuple[type[KafkaError], ...] = (
     KafkaConnectionError,
     NodeNotReadyError,
@@ -67,6 +74,46 @@ idempotent-producer state is out of step with the broker (aiokafka#1017)."""
 TIMEOUTS: tuple[type[Exception], ...] = (TimeoutError, KafkaTimeoutError, RequestTimedOutError)
 """Errors that say only that acknowledgements were late: load or an outage, told apart by
 whether anything else was acknowledged meanwhile."""
+
+
+@functools.cache
+def _published(source: str) -> Any:
+    """``PUBLISHED.labels(source)``, looked up once per source."""
+    return PUBLISHED.labels(source)
+
+
+class WireRecord(NamedTuple):
+    """A log record as published: its Kafka key and value, and what the answer and the
+    metrics need. :func:`ingest.canonical.parse_wire` makes them without an
+    :class:`EventRecord`; :func:`wire` makes one of an :class:`EventRecord`."""
+
+    event_id: str
+    source: str
+    key: bytes
+    value: bytes
+
+
+def wire(record: EventRecord) -> WireRecord:
+    """The wire form of ``record``: key :func:`record_key`, value ``record.to_json()``."""
+    return WireRecord(record.event_id, record.source, record_key(record), record.to_json())
+
+
+Publishable = EventRecord | WireRecord
+"""What :meth:`Publisher.publish` takes: records, or their wire form."""
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key_hash(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def partition_of(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's default partitioner (murmur2 of the key, like the Java client), with the
+    pure-Python hash remembered per key: a message's events share their key, and the hash
+    was a few per cent of a single-event webhook's CPU (docs/benchmarks.md)."""
+    if key is None:
+        return random.choice(available or all_partitions)  # noqa: S311 - not for secrets
+    return all_partitions[_key_hash(key) % len(all_partitions)]
 
 
 def _acknowledged(future: asyncio.Future[object]) -> bool:
@@ -99,6 +146,7 @@ class Publisher:
             acks="all",
             enable_idempotence=True,
             linger_ms=self._settings.linger_ms,
+            partitioner=partition_of,
             request_timeout_ms=max(1000, int(self._settings.produce_timeout_s * 1000)),
             compression_type=None,
         )
@@ -145,7 +193,7 @@ class Publisher:
         """True when nothing was acknowledged for a whole ``produce_timeout_s``."""
         return time.monotonic() - self._last_ack >= self._settings.produce_timeout_s
 
-    async def publish(self, records: Sequence[EventRecord]) -> None:
+    async def publish(self, records: Sequence[Publishable]) -> None:
         """Send records and wait until Kafka acknowledged every one (acks=all).
 
         Raises :class:`LogUnavailable` when no producer is connected, on any Kafka error, or
@@ -163,11 +211,15 @@ class Publisher:
         futures: list[asyncio.Future[object]] = []
         try:
             async with asyncio.timeout(self._settings.produce_timeout_s):
-                for record in records:
-                    futures.append(
-                        await producer.send(topic, record.to_json(), key=record_key(record))
-                    )
-                await asyncio.gather(*futures)
+                for index, record in enumerate(records):
+                    if index and not index % STEP:
+                        await asyncio.sleep(0)  # a large batch in steps: see parse_wire_yielding
+                    out = record if isinstance(record, WireRecord) else wire(record)
+                    futures.append(await producer.send(topic, out.value, key=out.key))
+                if len(futures) == 1:
+                    await futures[0]  # what gather does for one, without its bookkeeping
+                else:
+                    await asyncio.gather(*futures)
         except TIMEOUTS:
             PUBLISH_FAILURES.labels("timeout").inc()
             # A large batch that was partly acknowledged made progress: the producer works.
@@ -183,9 +235,12 @@ class Publisher:
                 self._replace(producer, name)
             raise LogUnavailable(f"the event log refused the events: {name}") from None
         self._last_ack = time.monotonic()
+        if len(records) == 1:
+            _published(records[0].source).inc()
+            return
         sources = Tally(r.source for r in records)
         for source, count in sources.items():
-            PUBLISHED.labels(source).inc(count)
+            _published(source).inc(count)
 
     async def _close(self, producer: AIOKafkaProducer) -> None:
         try:
