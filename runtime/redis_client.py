@@ -165,14 +165,15 @@ def check_url(url: str) -> str:
     return url
 
 
-def async_options(timeout_s: float | None = None) -> dict[str, Any]:
+def async_options(timeout_s: float | None = None, retries: int = 3) -> dict[str, Any]:
     """Keyword arguments for ``redis.asyncio`` clients and pools.
 
     ``timeout_s``: seconds a command (and a connection attempt) may take before it fails
-    with ``redis.exceptions.TimeoutError``; None waits as long as the OS does.
+    with ``redis.exceptions.TimeoutError``; None waits as long as the OS does. ``retries``:
+    attempts after the first one fails with a connection error or a timeout.
     """
     return {
-        "retry": AsyncRetry(ExponentialBackoff(cap=0.5, base=0.02), 3),
+        "retry": AsyncRetry(ExponentialBackoff(cap=0.5, base=0.02), retries),
         "health_check_interval": HEALTH_CHECK_INTERVAL_S,
         "socket_timeout": timeout_s,
         "socket_connect_timeout": timeout_s,
@@ -193,13 +194,14 @@ def async_client(
     timeout_s: float | None = None,
     max_connections: int | None = None,
     pool_wait_s: float | None = None,
+    retries: int = 3,
 ) -> Redis:
     """The asyncio client of ``url`` (bytes replies); ``aclose()`` closes its connections.
 
-    ``timeout_s``: see :func:`async_options`. ``max_connections``: a bounded pool in which a
-    command waits up to ``pool_wait_s`` for a free connection (single node); on a cluster the
-    bound is per node, and a command past it fails at once (redis-py's cluster pool does
-    not wait), so size it for the concurrency. None: redis-py's defaults.
+    ``timeout_s``, ``retries``: see :func:`async_options`. ``max_connections``: a bounded
+    pool in which a command waits up to ``pool_wait_s`` for a free connection (single node);
+    on a cluster the bound is per node, and a command past it fails at once (redis-py's
+    cluster pool does not wait), so size it for the concurrency. None: redis-py's defaults.
     """
     if is_cluster_url(url):
         c = parse_cluster_url(url)
@@ -210,13 +212,16 @@ def async_client(
             ssl=c.tls,
             decode_responses=False,
             max_connections=max_connections or 100,
-            **async_options(timeout_s),
+            **async_options(timeout_s, retries),
         )
         return cast(Redis, cluster)
     if max_connections is None:
-        return Redis.from_url(url, decode_responses=False, **async_options(timeout_s))
+        return Redis.from_url(url, decode_responses=False, **async_options(timeout_s, retries))
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=pool_wait_s, **async_options(timeout_s)
+        url,
+        max_connections=max_connections,
+        timeout=pool_wait_s,
+        **async_options(timeout_s, retries),
     )
     return Redis.from_pool(pool)
 
