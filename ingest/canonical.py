@@ -202,6 +202,24 @@ def _parse_item(
     return _record(event, received_ms)
 
 
+def _envelope(body: bytes, max_events: int) -> tuple[bool, list[Any]]:
+    """(whether the body is an array, its items): one event or 1..``max_events`` of them.
+
+    Raises :class:`InvalidBody` for JSON that does not parse, an empty array, too many events.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidBody([FieldError("body", f"not valid JSON: {exc}")]) from None
+    batch = type(data) is list  # orjson gives exact types
+    items = data if batch else [data]
+    if not items:
+        raise InvalidBody([FieldError("body", "an empty array holds no event")])
+    if len(items) > max_events:
+        raise InvalidBody([FieldError("body", f"at most {max_events} events per request")])
+    return batch, items
+
+
 def parse_body(
     body: bytes,
     max_events: int,
@@ -218,16 +236,7 @@ def parse_body(
     Raises :class:`InvalidBody` naming every bad field (all events are checked, so the
     sender sees every problem of a batch at once); nothing of a bad batch is published.
     """
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidBody([FieldError("body", f"not valid JSON: {exc}")]) from None
-    batch = isinstance(data, list)
-    items = data if batch else [data]
-    if not items:
-        raise InvalidBody([FieldError("body", "an empty array holds no event")])
-    if len(items) > max_events:
-        raise InvalidBody([FieldError("body", f"at most {max_events} events per request")])
+    batch, items = _envelope(body, max_events)
     received_ms = int(time.time() * 1000)
     errors: list[FieldError] = []
     records: list[EventRecord] = []
@@ -478,16 +487,7 @@ def _wire_steps(
     body: bytes, max_events: int, normalize_id: IdNormalizer | None, max_skew_s: int | None
 ) -> Generator[None, None, list[WireRecord]]:
     """:func:`parse_wire`'s work, pausing (``yield``) after every :data:`STEP` events."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidBody([FieldError("body", f"not valid JSON: {exc}")]) from None
-    batch = type(data) is list
-    items = data if batch else [data]
-    if not items:
-        raise InvalidBody([FieldError("body", "an empty array holds no event")])
-    if len(items) > max_events:
-        raise InvalidBody([FieldError("body", f"at most {max_events} events per request")])
+    batch, items = _envelope(body, max_events)
     received_ms = int(time.time() * 1000)
     errors: list[FieldError] = []
     records: list[WireRecord] = []
