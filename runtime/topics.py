@@ -54,6 +54,19 @@ def min_insync_replicas(replication_factor: int) -> int:
     return 2 if replication_factor >= 3 else 1
 
 
+def _kept_like_the_log(name: str, settings: CommonSettings) -> NewTopic:
+    """A topic with the event log's partitions, replication and retention (forever)."""
+    return NewTopic(
+        name=name,
+        num_partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+        topic_configs={
+            **EVENT_LOG_CONFIG,
+            "min.insync.replicas": str(min_insync_replicas(settings.topic_replication_factor)),
+        },
+    )
+
+
 async def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> None:
     """Create the event topic and the dead-letter topic when missing.
 
@@ -63,17 +76,7 @@ async def ensure_topics(settings: CommonSettings, timeout_s: float = 30.0) -> No
     async with _admin(settings, timeout_s) as admin:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(
-                name=name,
-                num_partitions=settings.topic_partitions,
-                replication_factor=settings.topic_replication_factor,
-                topic_configs={
-                    **EVENT_LOG_CONFIG,
-                    "min.insync.replicas": str(
-                        min_insync_replicas(settings.topic_replication_factor)
-                    ),
-                },
-            )
+            _kept_like_the_log(name, settings)
             for name in (settings.topic, settings.dead_letter_topic)
             if name not in existing
         ]
@@ -97,18 +100,8 @@ async def ensure_audit_topic(settings: CommonSettings, timeout_s: float = 30.0) 
     name = audit_topic(settings.topic)
     async with _admin(settings, timeout_s) as admin:
         if name not in set(await admin.list_topics()):
-            topic = NewTopic(
-                name=name,
-                num_partitions=settings.topic_partitions,
-                replication_factor=settings.topic_replication_factor,
-                topic_configs={
-                    **EVENT_LOG_CONFIG,
-                    "min.insync.replicas": str(
-                        min_insync_replicas(settings.topic_replication_factor)
-                    ),
-                },
-            )
-            await admin.create_topics([topic])  # "already exists" from a racer is fine
+            # "already exists" from a racing service is fine
+            await admin.create_topics([_kept_like_the_log(name, settings)])
             while name not in set(await admin.list_topics()):  # noqa: ASYNC110 - polls the broker
                 await asyncio.sleep(0.2)
             log.info("created topic %s", name)
