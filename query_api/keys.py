@@ -27,6 +27,7 @@ import logging
 import os
 import secrets
 import signal
+import threading
 import weakref
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -200,7 +201,9 @@ class KeyRing:
             return
         _RINGS.add(self)
         loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        # Signal handlers belong to the main thread; an app served from another thread (an
+        # embedding, a test) still follows the file by polling.
+        if threading.current_thread() is threading.main_thread():
             loop.add_signal_handler(signal.SIGHUP, _reload_all)
         task = asyncio.create_task(self._poll(), name="api-keys-poller")
         try:
