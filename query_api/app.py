@@ -38,8 +38,6 @@ READER = web.AppKey("reader", Reader)
 KEYS = web.AppKey("api_keys", KeyRing)
 AUDIT = web.AppKey("audit", AuditLog)
 PROGRESS = web.AppKey("progress", ProjectionProgress)
-READ_DEADLINE_S = web.AppKey("read_deadline_s", float)
-"""Seconds a read may take in all (the Redis timeout twice, and a little): then a 503."""
 
 JSON = "application/json"
 PREFIX = "/api/messagestatus"
@@ -112,7 +110,7 @@ def api_route(
             # One bound for the whole read, retries and waiting for a pooled connection
             # included: a hung Redis is a 503 after it, never a wait (TimeoutError is an
             # OSError).
-            async with asyncio.timeout(request.app[READ_DEADLINE_S]):
+            async with asyncio.timeout(request.app[SETTINGS].read_deadline_s):
                 found = await read(request.app[READER], key.scope, query)
         except params.BadParameter as exc:
             return problem_response(invalid(exc.name, str(exc)), request)
@@ -294,7 +292,6 @@ def create_app(settings: ApiSettings) -> web.Application:
     """Build the read API application; the Redis pool opens and closes with the app."""
     app = web.Application()
     app[SETTINGS] = settings
-    app[READ_DEADLINE_S] = 2 * settings.redis_timeout_s + 0.1
     app[KEYS] = KeyRing(settings.api_keys_file, settings.api_keys, settings.api_keys_poll_s)
     app[AUDIT] = AuditLog(settings, settings.audit_queue_max)
     app.cleanup_ctx.append(_keys_ctx)

@@ -12,11 +12,13 @@ the support desk are audited.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -46,6 +48,21 @@ AUDIT: web.AppKey[Audit] = web.AppKey("deliveries_audit")
 REDIS_OF: web.AppKey[RedisOf] = web.AppKey("deliveries_redis")
 NAMESPACE = web.AppKey("deliveries_namespace", str)
 TTL_MS = web.AppKey("deliveries_ttl_ms", int)
+DEADLINE_S = web.AppKey("deliveries_deadline_s", float)
+
+
+def _bounded(handler: Handler) -> Handler:
+    """``handler`` within the read deadline (``ApiSettings.read_deadline_s``): a Redis that
+    does not answer makes it a 503, as every other read of the API."""
+
+    async def bounded(request: web.Request) -> web.StreamResponse:
+        try:
+            async with asyncio.timeout(request.app[DEADLINE_S]):
+                return await handler(request)
+        except TimeoutError:
+            return problem_response(UNAVAILABLE, request, **{"Retry-After": "1"})
+
+    return bounded
 
 
 async def _guarded(request: web.Request, action: Action) -> tuple[str, Redis | None] | web.Response:
@@ -123,5 +140,6 @@ def add_delivery_routes(
     app[REDIS_OF] = redis_of
     app[NAMESPACE] = deliveries.key_namespace(settings.namespace, settings.redis_cluster)
     app[TTL_MS] = settings.retention_ms
-    app.router.add_get(PREFIX + "/{messageid:[^/]+}/deliveries", get_deliveries)
-    app.router.add_post(PREFIX + "/{messageid:[^/]+}/deliveries/resend", post_resend)
+    app[DEADLINE_S] = settings.read_deadline_s
+    app.router.add_get(PREFIX + "/{messageid:[^/]+}/deliveries", _bounded(get_deliveries))
+    app.router.add_post(PREFIX + "/{messageid:[^/]+}/deliveries/resend", _bounded(post_resend))

@@ -32,7 +32,7 @@ class ApiSettings(CommonSettings):
     redis_max_connections: int = Field(default=64, ge=1)
     # A read that Redis does not answer within this is an outage (503), not a wait: a hung
     # Redis (paused, swapping, a network partition) otherwise holds every request for the
-    # operating system's TCP timeout. redis-py retries a timed-out read up to 3 times.
+    # operating system's TCP timeout. redis-py retries once; see read_deadline_s.
     redis_timeout_s: float = Field(default=1.0, gt=0)
     generation_poll_s: float = Field(default=1.0, gt=0)
     generation: str = Field(default="", description="serve this generation; empty: follow")
@@ -42,6 +42,12 @@ class ApiSettings(CommonSettings):
         default=False,
         description="list pages without the single-node script (Redis Cluster); see docs",
     )
+
+    @property
+    def read_deadline_s(self) -> float:
+        """Seconds one request may spend on Redis in all (a retry and waiting for a pooled
+        connection included) before it is a 503: twice ``redis_timeout_s``, and a little."""
+        return 2 * self.redis_timeout_s + 0.1
 
     @model_validator(mode="after")
     def _keys_file(self) -> ApiSettings:
