@@ -33,7 +33,7 @@ PUBLISHED = Counter("msgstatus_changes_published_total", "Status-change records 
 def detect(
     groups: Mapping[str, Sequence[Event]],
     states: Mapping[str, MessageState],
-    views: Mapping[str, MessageView | None] | None = None,
+    views: Mapping[str, MessageView] | None = None,
 ) -> list[ChangeRecord]:
     """Change records of the messages whose current status this batch may have set.
 
@@ -44,7 +44,8 @@ def detect(
     compare-and-set wrote: a batch applied again after a crash emits its changes again (the
     notifier drops the repeats by sequence).
     ``states`` are the states after the fold (only messages that are kept: not expired);
-    ``views`` their views when the caller computed them already (``fold.view``).
+    ``views``: the views the caller rendered already (``fold.view``); the others are
+    computed here, only for the messages the batch has events of.
     """
     emitted = now_ms()
     out: list[ChangeRecord] = []
@@ -52,7 +53,9 @@ def detect(
         events = groups.get(message_id, ())
         if not events:
             continue
-        view = views[message_id] if views is not None else fold.view(message_id, state)
+        view = views.get(message_id) if views is not None else None
+        if view is None:
+            view = fold.view(message_id, state)
         if view is None:
             continue
         accepted_here = any(e.status is Status.PROVIDER_ACCEPTANCE for e in events)

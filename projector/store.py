@@ -126,11 +126,8 @@ class ProjectionStore:
                 for m, f in folded.items()
                 if messages.expiry_ms(f.after, self.retention_ms) > now
             }
-            views = {
-                m: f.view if f.value is not None else fold.view(m, f.after)
-                for m, f in folded.items()
-            }
-            report.changes += changes.detect(groups, kept, views)
+            rendered = {m: f.view for m, f in folded.items() if f.view is not None}
+            report.changes += changes.detect(groups, kept, rendered)
             freed = self._index_and_register(layout, groups, folded, now)
             todo, withdraw = freed.addressed, freed.withdraw
         return report
